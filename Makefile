@@ -1,0 +1,59 @@
+# gr-genjscc: self-bootstrapping targets.
+#   make demo   set everything up, run the end-to-end demo, write the report to $(DEMO_OUT)
+#   make test   set everything up, run the test suite
+#   make bench  set everything up, run benchmarks/ (results go to docs/benchmarks.md)
+# Every target is idempotent: a second run with nothing changed installs nothing.
+
+SHELL     := /bin/bash
+VENV      := .venv
+PY        := $(VENV)/bin/python
+PIP       := $(PY) -m pip --disable-pip-version-check -q
+DEMO_OUT  ?= demo-report
+PYTEST_ARGS ?=
+# Two cores: keep torch from oversubscribing them when several processes run.
+export OMP_NUM_THREADS ?= 2
+
+SYSTEM_STAMP := $(VENV)/.system-ok
+DEPS_STAMP   := $(VENV)/.deps-ok
+PKG_STAMP    := $(VENV)/.pkg-ok
+
+.PHONY: all setup demo test bench lint clean distclean
+
+all: test
+
+setup: $(PKG_STAMP)
+
+$(SYSTEM_STAMP): tools/setup-system.sh
+	@bash tools/setup-system.sh
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	@touch $@
+
+$(DEPS_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt requirements-dev.txt
+	@echo "genjscc: installing Python dependencies into $(VENV)"
+	$(PIP) install -c constraints.txt -r requirements-dev.txt
+	@touch $@
+
+# Editable install (compat mode: a .pth pointing at python/), so `import genjscc` and
+# `from gnuradio import genjscc` both resolve to the source tree.
+$(PKG_STAMP): $(DEPS_STAMP)
+	$(PIP) install -c constraints.txt --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	@$(PY) -c 'import genjscc; from gnuradio import genjscc as g; print("genjscc", genjscc.__version__, "ready")'
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/genjscc demo --out $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+lint: setup
+	$(PY) -m ruff check python tests benchmarks
+
+clean:
+	rm -rf $(DEMO_OUT) build .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)

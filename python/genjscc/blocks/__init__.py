@@ -1,0 +1,1 @@
+"""GNU Radio blocks: thin PDU/stream plumbing around genjscc.core."""
