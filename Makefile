@@ -5,6 +5,7 @@
 # Every target is idempotent: a second run with nothing changed installs nothing.
 
 SHELL     := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 VENV      := .venv
 PY        := $(VENV)/bin/python
 PIP       := $(PY) -m pip --disable-pip-version-check -q
@@ -28,9 +29,11 @@ $(SYSTEM_STAMP): tools/setup-system.sh
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	@touch $@
 
-$(DEPS_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt requirements-dev.txt
+$(DEPS_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt requirements-dev.txt requirements-nodeps.txt
 	@echo "genjscc: installing Python dependencies into $(VENV)"
-	$(PIP) install -c constraints.txt -r requirements-dev.txt
+	$(PIP) install -c constraints.txt -r requirements-dev.txt 2>&1 | sed "/is ignored: it is neither/d"
+	$(PIP) install --no-deps -r requirements-nodeps.txt 2>&1 | sed "/is ignored: it is neither/d"
+	@$(PY) -c 'import numpy, torch; assert numpy.__version__ < "2", numpy.__version__; print("numpy", numpy.__version__, "torch", torch.__version__)'
 	@touch $@
 
 # Editable install (compat mode: a .pth pointing at python/), so `import genjscc` and
