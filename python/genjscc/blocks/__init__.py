@@ -1,1 +1,12 @@
-"""GNU Radio blocks: thin PDU/stream plumbing around genjscc.core."""
+"""GNU Radio blocks: thin PDU/stream plumbing around genjscc.core.
+
+``from gnuradio import genjscc`` re-exports these names, so GRC and scripts write
+``genjscc.qam_mapper(...)``.
+"""
+
+from genjscc.blocks.ofdm import ofdm_qam_rx, ofdm_qam_tx
+from genjscc.blocks.pdu_channel import pdu_channel
+from genjscc.blocks.qam_mapper import qam_mapper
+from genjscc.blocks.soft_demapper import soft_demapper
+
+__all__ = ["ofdm_qam_rx", "ofdm_qam_tx", "pdu_channel", "qam_mapper", "soft_demapper"]

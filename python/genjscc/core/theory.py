@@ -34,7 +34,7 @@ def ber_awgn(bits_per_symbol: int, ebno_db: ArrayLike) -> np.ndarray:
         raise ValueError(f"closed form only for BPSK and square QAM, got {bits_per_symbol} bits")
     gamma_b = _ebno_linear(ebno_db)
     m = 2**bits_per_symbol
-    sqrt_m = int(round(math.sqrt(m)))
+    sqrt_m = round(math.sqrt(m))
     levels_bits = bits_per_symbol // 2
     total = np.zeros_like(gamma_b)
     for k in range(1, levels_bits + 1):

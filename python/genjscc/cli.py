@@ -1,0 +1,84 @@
+"""The ``genjscc`` command line: one entry point, one subcommand per job.
+
+Each subcommand lives in its own module and is imported only when it runs, so that
+``genjscc --help`` stays fast and a missing optional dependency only breaks its own command.
+User errors (``GenjsccError``, ``ValueError``, ``FileNotFoundError``) print one line and exit 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from genjscc import __version__
+from genjscc.errors import GenjsccError
+
+# name -> (module implementing add_arguments(parser) and run(args), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("genjscc.demo", "run the end-to-end loopback demo and write a report with plots"),
+    "models": ("genjscc.commands.models", "list shipped and available models with sha256"),
+    "ber": ("genjscc.core.sim.ber_cli", "Monte-Carlo BER/BLER of a channel code and decoder"),
+    "compress": ("genjscc.commands.compress", "LM lossless compression of any file"),
+    "decompress": ("genjscc.commands.decompress", "restore a file made by genjscc compress"),
+    "train": ("genjscc.train", "training recipes of the shipped models (genjscc train lm ...)"),
+}
+
+EPILOG = """\
+examples:
+  genjscc demo --out report/          QAM over GNU Radio OFDM loopback, BER vs Eb/N0
+  genjscc models                      what the model zoo holds
+  genjscc ber --code LDPC_N49_K24 --decoder bp --ebno 4,5,6
+                                      BER/BLER of a code and decoder vs Eb/N0
+  genjscc compress notes.txt notes.gjz    lossless LM compression (--model small|smollm2|PATH)
+  genjscc decompress notes.gjz notes.txt  and back; lost chunks are named
+  genjscc train lm --minutes 60       retrain the small LM (resumable)
+
+Run `genjscc COMMAND --help` for the options of a command.
+SNR conventions (Es/N0, Eb/N0 per information bit) are in docs/conventions.md.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; subcommand modules add their own options."""
+    parser = argparse.ArgumentParser(
+        prog="genjscc",
+        description="gr-genjscc: learned source-channel coding for GNU Radio.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"genjscc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command_parser = sub.add_parser(
+            name, help=help_text, description=(module.__doc__ or help_text).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command_parser)
+        command_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        status = args._run(args)
+    except (GenjsccError, ValueError, FileNotFoundError, PermissionError) as error:
+        print(f"genjscc {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"genjscc {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
