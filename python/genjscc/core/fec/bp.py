@@ -83,7 +83,7 @@ class BPResult(NamedTuple):
         num_iters: int32 ``[...]`` iterations each word ran (0: the channel hard decision was
             already a codeword; ``num_iters`` of the decoder: it ran to the limit).
         syndrome_ok: bool ``[...]`` whether ``bits`` satisfy every parity check.
-        iterations_run: number of iterations the batch loop ran (the largest ``num_iters``).
+        iterations_run: the largest ``num_iters`` of the batch (0 for an empty batch).
     """
 
     bits: torch.Tensor
@@ -133,7 +133,8 @@ def greedy_layers(H) -> list[np.ndarray]:
 
     First fit in check order: each check goes to the first layer none of whose checks touches
     any of its variables. For a quasi-cyclic code (5G NR) whose rows of one base-graph row are
-    consecutive this reproduces the base-graph rows (a layer of Z checks each).
+    consecutive this finds the base-graph rows (Z checks each), or unions of base rows whose
+    supports are disjoint.
 
     Returns:
         list of int64 arrays of check indices (each sorted).
