@@ -2,6 +2,7 @@
 the ECCT paper's BP baseline (Choukroun & Wolf 2022, Table 1: 6.23 / 8.19 / 11.72 at 4/5/6 dB).
 
     .venv/bin/python benchmarks/bp_ecct_baseline.py [--words 200000 500000 2000000] [--ldpc]
+                                                    [--quick] [--markdown FILE]
 
 BER is counted over all n = 49 bits of random codewords (as ECCT does) and, for comparison, over
 the k = 24 information positions; ``--ldpc`` also decodes the 5 dB words with the C++ ``ldpc``
@@ -17,6 +18,7 @@ import time
 import numpy as np
 import torch
 
+from benchlib import add_common_args, emit, setup_threads, table
 from genjscc.core.fec.bp import BPDecoder
 from genjscc.core.fec.codes import load_parity_check, systematic_generator
 
@@ -27,12 +29,16 @@ def neg_ln(errors: int, bits: int) -> str:
     return f"{-math.log(errors / bits):.2f}" if errors else "inf (no error: more words)"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--words", type=int, nargs=3, default=[200_000, 500_000, 2_000_000])
     ap.add_argument("--ldpc", action="store_true", help="also run ldpc's product_sum at 5 dB")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    add_common_args(ap)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.words, args.ldpc = [20_000, 20_000, 20_000], False
+    threads = setup_threads(args.threads)
+    rows = []
     h = load_parity_check("LDPC_N49_K24")
     g, info = systematic_generator(h)
     k, n = g.shape
@@ -52,14 +58,18 @@ def main() -> None:
             err_all += int(wrong.sum())
             err_info += int(wrong[:, info].sum())
             word_err += int(wrong.any(1).sum())
-
+        seconds = time.perf_counter() - t0
+        rows.append([f"{ebno:g} dB", f"{words:,}", f"{err_all} ({word_err})",
+                     neg_ln(err_all, words * n), neg_ln(err_info, words * k), PUBLISHED[ebno],
+                     f"{seconds:.1f}"])
         print(
             f"{ebno:.0f} dB: {words} words, {err_all} bit errors in {word_err} words; "
             f"-ln BER over n bits {neg_ln(err_all, words * n)}, over k info bits "
             f"{neg_ln(err_info, words * k)} (published {PUBLISHED[ebno]}); "
-            f"{time.perf_counter() - t0:.1f} s",
+            f"{seconds:.1f} s",
             flush=True,
         )
+    notes = []
     if args.ldpc:
         from ldpc import BpDecoder
 
@@ -83,10 +93,18 @@ def main() -> None:
             out[i] = ref.decode(hard[i])
         ours = dec(torch.from_numpy(llr.astype(np.float32))).numpy()
         ber_ref, ber_ours = (out != cw).mean(), (ours != cw).mean()
-        print(
-            f"5 dB, same {words} words: -ln BER ldpc product_sum {-math.log(ber_ref):.2f}, "
-            f"genjscc tanh {-math.log(ber_ours):.2f}"
-        )
+        line = (f"5 dB, same {words:,} words: -ln BER ldpc product_sum {-math.log(ber_ref):.2f}, "
+                f"genjscc tanh {-math.log(ber_ours):.2f}")
+        print(line)
+        notes.append(line + ".")
+    emit(args, "\n\n".join([
+        "Sum-product BP, 50 flooding iterations (early stop), LDPC(49,24), BPSK over AWGN, "
+        "random codewords; BER over all n = 49 codeword bits (the ECCT measure) and over the "
+        f"k = 24 information bits; torch threads = {threads}.",
+        table(["Eb/N0", "words", "bit errors (word errors)", "-ln BER (n bits)",
+               "-ln BER (k info bits)", "ECCT paper (BP, 50 it.)", "time s"], rows),
+        *notes,
+    ]))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ MIN_RUN_S = 4.0
 MAX_RUN_S = 40.0
 # Text that shows data went through the whole chain, for examples that print it.
 EXPECTED_OUTPUT = {
+    "coded_ofdm_loopback": "crc_ok . #t",
+    "coded_pdu_loopback": "crc_ok . #t",
     "pdu_channel_loopback": "noise_var",
     "qam_ofdm_loopback": "noise_var",
 }

@@ -35,6 +35,7 @@ examples:
   genjscc ber --code my_code.alist --decoder normalized-minsum -O scaling=0.8 --ebno 2:5:1 --json
   genjscc ber --code POLAR_N64_K32 --decoder bp --channel rayleigh --ebno 5,10,15
   genjscc ber --code uncoded:64 --decoder none --modulation 16qam --ebno 0:10:2
+  genjscc ber --code POLAR_N64_K32 --decoder ecct --model ecct-polar_n64_k32 --ebno 4,5,6
 
 A negative Eb/N0 list needs the = form: --ebno=-2:2:1.
 """
@@ -55,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"one of: {', '.join(list_decoders())} (default: bp)")
     parser.add_argument("--iters", type=int, default=50,
                         help="maximum decoding iterations (default: 50)")
+    parser.add_argument("--model", default=None, metavar="MODEL",
+                        help="trained decoder model (ecct): zoo name or .safetensors file "
+                        "(default: the zoo model of the code)")
     parser.add_argument("-O", "--decoder-option", action="append", default=[],
                         metavar="KEY=VALUE",
                         help="extra decoder option, repeatable, e.g. -O scaling=0.8 -O offset=0.3")
@@ -232,6 +236,8 @@ def run(args: argparse.Namespace) -> int:
 
     ebno = parse_ebno_list(args.ebno)
     options = parse_decoder_options(args.decoder_option)
+    if args.model is not None:
+        options["model"] = args.model
     bps = Constellation(args.modulation).bits_per_symbol
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -249,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, device=device, progress=False if args.no_progress else None,
         fading_block_length=args.block_length,
     )
-    iters = "" if args.decoder == "none" else f", {args.iters} iterations"
+    iters = "" if args.decoder in ("none", "ecct") else f", {args.iters} iterations"
     title = (f"{code.name} (n={code.n}, k={code.k}, e={code.e}), decoder {args.decoder}{iters}, "
              f"{args.modulation} over {args.channel}")
     if args.json:
