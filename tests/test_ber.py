@@ -217,6 +217,8 @@ def test_every_decoder_decodes_a_clean_codeword(ldpc49) -> None:
     llr = magnitude * (1.0 - 2.0 * cw.float())
     llr[:, :2] = -llr[:, :2]  # two channel errors that every BP decoder corrects
     for name in list_decoders():
+        if name == "ecct":
+            continue  # needs a model trained for the code: tests/test_ecct.py
         bits = make_decoder(name, ldpc49, num_iters=20)(llr)
         assert bits.dtype == torch.uint8 and bits.shape == cw.shape, name
         if name == "none":

@@ -16,6 +16,8 @@ Names (:func:`list_decoders`):
 ``<any of the above>-layered``    the same check rule with the row-layered schedule
 ``ldpc-cpp``                      the ``ldpc`` 2.4 C++ ``BpDecoder`` (CPU, one word at a time)
 ``none``                          no decoding: the hard decision ``llr < 0`` (uncoded reference)
+``ecct``                          Error Correction Code Transformer (option ``model``: zoo name or
+                                  ``.safetensors`` file; default the zoo's ``ecct-<code>``)
 ================================  =============================================================
 
 The batched torch decoders are :class:`genjscc.core.fec.bp.BPDecoder`; ``options`` go to it
@@ -204,6 +206,7 @@ DECODERS: dict[str, Builder | str] = {
     **{f"{name}-layered": _bp_builder(rule, "layered") for name, rule in _BP_RULES.items()},
     "ldpc-cpp": _build_ldpc_cpp,
     "none": _build_none,
+    "ecct": "genjscc.core.ecct.decoder:build_decoder",
 }
 """Decoder name -> builder ``(code, num_iters, **options) -> Decoder``, or a lazy
 ``"module:attribute"`` string naming such a builder (imported on first use)."""

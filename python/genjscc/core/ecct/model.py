@@ -1,0 +1,285 @@
+"""The Error Correction Code Transformer (ECCT, Choukroun and Wolf, NeurIPS 2022).
+
+The model decodes a binary linear block code given by its parity-check matrix ``H`` (``m x n``,
+redundant rows allowed and used). Its ``n + m`` input tokens are
+
+* the ``n`` reliabilities ``|llr_i|`` of the received bits, and
+* the ``m`` bipolar syndrome values ``1 - 2 s_j`` of their hard decisions (``s = H b mod 2``,
+  ``b = (llr < 0)``),
+
+each multiplying one learned embedding vector of its position. ``N`` pre-LayerNorm encoder
+layers follow; their self-attention is masked by the code (:func:`ecct_attention_mask`): two
+bits that share a check attend each other, a check attends its bits and its bits attend it,
+every token attends itself, nothing else. A final LayerNorm, a per-token linear map to one value
+and a linear map from the ``n + m`` tokens to ``n`` outputs give the *flip logits*: the logit
+that the multiplicative noise of bit ``i`` is negative, i.e. that the hard decision of bit ``i``
+is wrong. The decoded bit is ``(llr_i < 0) XOR (flip_logit_i > 0)``.
+
+Input convention (one for training and decoding): the model reads **LLRs**
+``llr = ln P(b=0|y)/P(b=1|y)`` (docs/conventions.md). For BPSK over AWGN with noise variance
+``noise_var`` per real dimension, ``llr = 2 y / noise_var``: the paper's ``|y|`` is replaced by
+``|llr|``, which also tells the model the noise level. :mod:`genjscc.train.ecct` trains on
+exactly these LLRs, and the BER engine hands the decoder the exact demapper LLRs, so no noise
+variance has to be passed around. Feeding ``y`` instead of LLRs gives wrong results.
+
+Attention uses :func:`torch.nn.functional.scaled_dot_product_attention` with one precomputed
+additive float mask (0 allowed, ``-inf`` masked), which runs the fused kernels on CPU and CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "ECCT",
+    "ECCTConfig",
+    "ECCTDecoder",
+    "ecct_attention_mask",
+    "load_ecct",
+    "save_ecct",
+]
+
+
+def _check_h(H: Any) -> np.ndarray:
+    h = np.asarray(H.detach().cpu().numpy() if isinstance(H, torch.Tensor) else H)
+    if h.ndim != 2 or h.size == 0:
+        raise ValueError(f"H must be a non-empty 2-D 0/1 matrix (m x n), got shape {h.shape}")
+    if not np.isin(h, (0, 1)).all():
+        raise ValueError("H must contain only 0 and 1")
+    return h.astype(np.uint8)
+
+
+def ecct_attention_mask(H: Any) -> torch.Tensor:
+    """Boolean attention mask ``[n + m, n + m]`` of ECCT from ``H`` (``True`` = may attend).
+
+    Tokens ``0..n-1`` are the bits, ``n..n+m-1`` the checks (rows of ``H``, redundant rows
+    included). Bits ``i`` and ``k`` attend each other when some row of ``H`` has a 1 in both
+    columns; check ``j`` and bit ``i`` attend each other when ``H[j, i] = 1``; every token
+    attends itself. Checks do not attend other checks.
+    """
+    h = torch.as_tensor(_check_h(H), dtype=torch.float32)
+    m, n = h.shape
+    mask = torch.zeros(n + m, n + m, dtype=torch.bool)
+    mask[:n, :n] = (h.T @ h) > 0  # bits sharing at least one check
+    mask[n:, :n] = h > 0
+    mask[:n, n:] = h.T > 0
+    mask |= torch.eye(n + m, dtype=torch.bool)
+    return mask
+
+
+@dataclass(frozen=True)
+class ECCTConfig:
+    """Hyper-parameters of :class:`ECCT` (the code itself comes from ``H``).
+
+    Attributes:
+        num_layers: encoder layers ``N`` (paper: 2, 6 or 10).
+        d_model: token width ``d`` (paper: 32, 64 or 128).
+        num_heads: attention heads (paper: 8); must divide ``d_model``.
+        ffn_mult: feed-forward width as a multiple of ``d_model`` (paper: 4).
+        dropout: dropout in attention output and feed-forward (paper: 0).
+    """
+
+    num_layers: int = 2
+    d_model: int = 32
+    num_heads: int = 8
+    ffn_mult: int = 4
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("num_layers", "d_model", "num_heads", "ffn_mult"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must divide d_model ({self.d_model})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class _EncoderLayer(nn.Module):
+    """Pre-LayerNorm transformer encoder layer with an additive attention mask."""
+
+    def __init__(self, cfg: ECCTConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.num_heads = cfg.num_heads
+        self.dropout = cfg.dropout
+        self.norm1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn_mult * d), nn.GELU(),
+                                 nn.Dropout(cfg.dropout), nn.Linear(cfg.ffn_mult * d, d))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, length, d = x.shape
+        qkv = self.qkv(self.norm1(x)).view(b, length, 3, self.num_heads, d // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, d_head]
+        att = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(b, length, d)))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class ECCT(nn.Module):
+    """ECCT for the code of ``H``: ``llr [..., n] -> flip logits [..., n]``.
+
+    Args:
+        H: parity-check matrix ``(m, n)``, 0/1 (numpy or torch); redundant rows are kept.
+        config: :class:`ECCTConfig` (default: the paper's smallest, N=2, d=32, 8 heads).
+
+    ``forward(llr)`` returns the logits that each hard decision ``(llr < 0)`` is wrong;
+    :meth:`decide` turns them into bits. ``H`` is a buffer, saved with the weights.
+    """
+
+    def __init__(self, H: Any, config: ECCTConfig | None = None) -> None:
+        super().__init__()
+        h = _check_h(H)
+        self.config = config or ECCTConfig()
+        self.m, self.n = h.shape
+        d = self.config.d_model
+        self.register_buffer("H", torch.as_tensor(h, dtype=torch.float32))
+        allowed = ecct_attention_mask(h)
+        additive = torch.zeros(allowed.shape).masked_fill(~allowed, -math.inf)
+        self.register_buffer("attn_mask", additive, persistent=False)
+        self.embedding = nn.Parameter(torch.randn(self.n + self.m, d))
+        self.layers = nn.ModuleList(_EncoderLayer(self.config)
+                                    for _ in range(self.config.num_layers))
+        self.final_norm = nn.LayerNorm(d)
+        self.token_head = nn.Linear(d, 1)
+        self.out = nn.Linear(self.n + self.m, self.n)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # Xavier-uniform on the matrices, as in the authors' code.
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    def inputs(self, llr: torch.Tensor) -> torch.Tensor:
+        """Token scalars ``[..., n + m]``: ``|llr|`` then the bipolar syndrome ``1 - 2 s``."""
+        hard = (llr < 0).to(self.H.dtype)
+        syndrome = torch.remainder(hard @ self.H.T, 2.0)
+        return torch.cat([llr.abs(), 1.0 - 2.0 * syndrome], dim=-1)
+
+    def forward(self, llr: torch.Tensor) -> torch.Tensor:
+        """Flip logits ``[..., n]`` of ``llr [..., n]`` (float, finite; not checked here)."""
+        lead = llr.shape[:-1]
+        tokens = self.inputs(llr.reshape(-1, self.n).to(self.H.dtype))
+        x = tokens.unsqueeze(-1) * self.embedding  # [B, n + m, d]
+        mask = self.attn_mask.to(x.dtype)
+        for layer in self.layers:
+            x = layer(x, mask)
+        z = self.out(self.token_head(self.final_norm(x)).squeeze(-1))
+        return z.reshape(*lead, self.n)
+
+    @staticmethod
+    def decide(llr: torch.Tensor, flip_logits: torch.Tensor) -> torch.Tensor:
+        """Hard bits ``uint8 [..., n]``: ``(llr < 0) XOR (flip_logits > 0)``."""
+        return ((llr < 0) ^ (flip_logits > 0)).to(torch.uint8)
+
+    def num_parameters(self) -> int:
+        """Trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------------------------- files
+
+
+def save_ecct(model: ECCT, path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """Write ``model`` (weights, ``H`` and config in the header metadata) as safetensors."""
+    from safetensors.torch import save_file
+
+    meta = {"format": "genjscc-ecct-1", "config": json.dumps(asdict(model.config))}
+    meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata=meta)
+
+
+def load_ecct(path: str | Path, map_location: str | torch.device = "cpu") -> ECCT:
+    """Read a model written by :func:`save_ecct` (eval mode, on ``map_location``)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"ECCT weights file {path} does not exist")
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata() or {}
+    if meta.get("format") != "genjscc-ecct-1":
+        raise ValueError(f"{path} is not an ECCT weights file written by genjscc (no "
+                         "'genjscc-ecct-1' format tag)")
+    state = load_file(str(path))
+    model = ECCT(state["H"].to(torch.uint8).numpy(), ECCTConfig(**json.loads(meta["config"])))
+    model.load_state_dict(state)
+    return model.to(map_location).eval()
+
+
+# ---------------------------------------------------------------------------------- decoder
+
+
+class ECCTDecoder:
+    """A trained :class:`ECCT` behind the decoder interface: ``llr [..., n] -> bits [..., n]``.
+
+    Args:
+        model: the trained model (its ``H`` fixes ``n``).
+        device: where the model runs (default: each input's device; the model is moved there).
+        batch_size: words per forward pass, to bound memory on large batches.
+
+    Input: LLRs ``ln P(b=0)/P(b=1)`` (the convention the model was trained with, see the module
+    docstring), float, finite, last dimension ``n``. Output: ``uint8`` bits on the input's
+    device, the whole codeword estimate. Wrong shapes or NaN/inf raise ``ValueError``.
+    """
+
+    def __init__(self, model: ECCT, device: str | torch.device | None = None,
+                 batch_size: int = 4096) -> None:
+        if not isinstance(model, ECCT):
+            raise TypeError(f"model must be an ECCT, got {type(model).__name__}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.model = model.eval()
+        self.n = model.n
+        self.device = torch.device(device) if device is not None else None
+        self.batch_size = batch_size
+
+    def _check(self, llr: Any) -> torch.Tensor:
+        if isinstance(llr, np.ndarray):
+            llr = torch.from_numpy(llr)
+        if not isinstance(llr, torch.Tensor):
+            raise TypeError(f"llr must be a torch.Tensor, got {type(llr).__name__}")
+        if llr.is_complex() or not llr.is_floating_point():
+            raise TypeError(f"llr must be a real floating-point tensor, got dtype {llr.dtype}")
+        if llr.ndim == 0 or llr.shape[-1] != self.n:
+            raise ValueError(f"llr must have shape [..., n] with n = {self.n} (the code of this "
+                             f"ECCT model), got {tuple(llr.shape)}")
+        if not bool(torch.isfinite(llr).all()):
+            raise ValueError("llr contains NaN or inf; clip LLRs to a finite range (and replace "
+                             "erasures by 0) before ECCT decoding")
+        return llr
+
+    @torch.inference_mode()
+    def __call__(self, llr: torch.Tensor) -> torch.Tensor:
+        llr = self._check(llr)
+        device = self.device or llr.device
+        if next(self.model.parameters()).device != device:
+            self.model.to(device)
+        flat = llr.reshape(-1, self.n).to(device, torch.float32)
+        out = [self.model.decide(chunk, self.model(chunk))
+               for chunk in flat.split(self.batch_size)]
+        bits = torch.cat(out) if out else torch.empty(0, self.n, dtype=torch.uint8, device=device)
+        return bits.reshape(llr.shape).to(llr.device)
+
+    def __repr__(self) -> str:
+        c = self.model.config
+        return (f"ECCTDecoder(n={self.n}, m={self.model.m}, layers={c.num_layers}, "
+                f"d_model={c.d_model})")
