@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("genjscc.demo", "run the end-to-end loopback demo and write a report with plots"),
     "models": ("genjscc.commands.models", "list shipped and available models with sha256"),
     "ber": ("genjscc.core.sim.ber_cli", "Monte-Carlo BER/BLER of a channel code and decoder"),
+    "amc": ("genjscc.commands.amc", "link adaptation: MCS tables, SNR thresholds, MCS choice"),
     "compress": ("genjscc.commands.compress", "LM lossless compression of any file"),
     "decompress": ("genjscc.commands.decompress", "restore a file made by genjscc compress"),
     "train": ("genjscc.train", "training recipes of the shipped models (genjscc train lm ...)"),
@@ -32,6 +33,7 @@ examples:
   genjscc models                      what the model zoo holds
   genjscc ber --code LDPC_N49_K24 --decoder bp --ebno 4,5,6
                                       BER/BLER of a code and decoder vs Eb/N0
+  genjscc amc select --snr 12.3 --margin 1    MCS (TS 38.214) for an SNR estimate
   genjscc compress notes.txt notes.gjz    lossless LM compression (--model small|smollm2|PATH)
   genjscc decompress notes.gjz notes.txt  and back; lost chunks are named
   genjscc train lm --minutes 60       retrain the small LM (resumable)

@@ -4,9 +4,22 @@
 ``genjscc.qam_mapper(...)``.
 """
 
+from genjscc.blocks.ecct_decoder import ecct_decoder
+from genjscc.blocks.ldpc import ldpc_decoder, ldpc_encoder
+from genjscc.blocks.mcs_selector import mcs_selector
 from genjscc.blocks.ofdm import ofdm_qam_rx, ofdm_qam_tx
 from genjscc.blocks.pdu_channel import pdu_channel
 from genjscc.blocks.qam_mapper import qam_mapper
 from genjscc.blocks.soft_demapper import soft_demapper
 
-__all__ = ["ofdm_qam_rx", "ofdm_qam_tx", "pdu_channel", "qam_mapper", "soft_demapper"]
+__all__ = [
+    "ecct_decoder",
+    "ldpc_decoder",
+    "ldpc_encoder",
+    "mcs_selector",
+    "ofdm_qam_rx",
+    "ofdm_qam_tx",
+    "pdu_channel",
+    "qam_mapper",
+    "soft_demapper",
+]

@@ -1,3 +1,49 @@
-"""stub"""
-def add_arguments(p): pass
-def run(a): return 0
+"""Restore a file made by `genjscc compress`.
+
+The container names its model; local models (a .safetensors file or a Hugging Face directory)
+need --model PATH again. Chunks whose CRC fails are named on stderr and the exit status is
+non-zero; the other chunks are still written, and --placeholder writes each lost chunk as
+marked filler of its original length so that the rest keeps its offsets. Use - for stdin or
+stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from genjscc.commands._io import read_input, with_bar, write_output
+from genjscc.errors import GenjsccError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="IN", help="container to read (- for stdin)")
+    parser.add_argument("output", metavar="OUT", help="file to write (- for stdout)")
+    parser.add_argument("--placeholder", action="store_true",
+                        help="write lost chunks as marked filler of their original length")
+    parser.add_argument("--model", default=None,
+                        help="model path for containers made with a local model")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="default: the device type the container was made on")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from genjscc.core.source.codec import decompress, model_for_container
+    from genjscc.core.source.container import parse_header
+
+    blob = read_input(args.input)
+    header, _ = parse_header(blob)
+    if args.device is None and header.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise GenjsccError("this container was coded on CUDA and torch sees no GPU here; "
+                               "decode it on a CUDA machine (--device cpu would fail the CRCs)")
+    model = model_for_container(blob, args.device or header.device, args.model)
+    result = with_bar("decompress", "sym", args.quiet, lambda bar: decompress(
+        blob, model, use_placeholder=args.placeholder, progress=bar))
+    write_output(args.output, result.data)
+    if not result.ok:
+        kept = "with placeholders" if args.placeholder else "without them"
+        raise GenjsccError(f"{result.summary()}; wrote the recovered chunks {kept}")
+    return 0

@@ -5,4 +5,4 @@ wherever it is installed (a venv's site-packages, a CMake prefix, or the source 
 """
 
 from genjscc import __version__  # noqa: F401
-from genjscc.blocks import *  # noqa: F401,F403
+from genjscc.blocks import *  # noqa: F403

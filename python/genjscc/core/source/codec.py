@@ -1,0 +1,237 @@
+"""Lossless compression of any bytes with a language model: the library entry points.
+
+>>> model = load_model("small")
+>>> blob = compress(b"hello world", model)
+>>> decompress(blob, model).data
+b'hello world'
+
+``compress`` cuts the input into chunks of ``chunk_size`` bytes, turns each into the model's
+symbols, range-codes the chunks independently (``rows`` of them stepped together, see
+:mod:`genjscc.core.source.coding`) and writes a container
+(:mod:`genjscc.core.source.container`). ``decompress`` checks the container, refuses another
+model, decodes the chunks that passed their CRCs, checks each decoded chunk against the CRC of
+its original bytes, and reports the chunks it could not recover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from genjscc.core.source.coding import PRECISION, Progress, decode_chunks, encode_chunks
+from genjscc.core.source.container import (
+    MAX_CHUNK_SIZE,
+    ContainerError,
+    ContainerHeader,
+    chunk_count,
+    crc32,
+    pack_container,
+    parse_container,
+    placeholder,
+)
+from genjscc.core.source.lm import NextSymbolModel, device_kind
+from genjscc.errors import GenjsccError
+
+DEFAULT_CHUNK_SIZE = 2048
+SMALL_ALIAS = {"small": "lm-small"}
+SMOLLM2_NAMES = ("smollm2", "smollm2-135m")
+
+
+@dataclass
+class DecompressResult:
+    """What :func:`decompress` recovered.
+
+    Attributes:
+        data: the original bytes if ``ok``; otherwise the recovered chunks, with lost chunks
+            either left out or replaced by :func:`~genjscc.core.source.container.placeholder`.
+        problems: chunk index -> why it was lost.
+        n_chunks: chunks in the container.
+        header: the container header.
+        warnings: damage outside the chunks (bytes appended after the last chunk).
+    """
+
+    data: bytes
+    problems: dict[int, str] = field(default_factory=dict)
+    n_chunks: int = 0
+    header: ContainerHeader | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.warnings
+
+    def summary(self) -> str:
+        """One line naming the lost chunks (for the CLI)."""
+        if not self.problems:
+            return "; ".join([f"all {self.n_chunks} chunks recovered", *self.warnings])
+        names = ", ".join(f"{i} ({why})" for i, why in sorted(self.problems.items())[:8])
+        more = f" and {len(self.problems) - 8} more" if len(self.problems) > 8 else ""
+        return "; ".join([f"{len(self.problems)} of {self.n_chunks} chunks lost: {names}{more}",
+                          *self.warnings])
+
+
+def load_model(spec: str, device: torch.device | str = "cpu") -> NextSymbolModel:
+    """A next-symbol model by name or path.
+
+    Args:
+        spec: ``small`` (or any ``lm`` model of the zoo by name), ``smollm2``, a path to a
+            ``.safetensors`` file written by ``genjscc train lm``, or a path to a local
+            Hugging Face causal-LM directory.
+        device: ``cpu`` or ``cuda``.
+    """
+    kind = device_kind(device)
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise GenjsccError("--device cuda requested but torch sees no CUDA device")
+    path = Path(spec).expanduser()
+    if path.exists():
+        return _load_cached(str(path.resolve()), kind)
+    return _load_cached(SMALL_ALIAS.get(spec, spec), kind)
+
+
+@lru_cache(maxsize=4)
+def _load_cached(spec: str, device: str) -> NextSymbolModel:
+    from genjscc.core.source.small import SmallByteCoderModel, load_small_lm
+    from genjscc.zoo import get_model, list_models, sha256_file
+
+    path = Path(spec)
+    if path.is_dir():
+        from genjscc.core.source.hf import load_hf_directory
+
+        return load_hf_directory(path, device=device)
+    if path.is_file():
+        return SmallByteCoderModel(load_small_lm(path, device), f"file:{path.name}",
+                                   sha256_file(path), device)
+    if spec in SMOLLM2_NAMES:
+        from genjscc.core.source.smollm2 import load_smollm2
+
+        return load_smollm2(device)
+    if spec not in {m.name for m in list_models() if m.kind == "lm"}:
+        known = ", ".join(["small", "smollm2"] + [m.name for m in list_models()
+                                                  if m.kind == "lm"])
+        raise GenjsccError(f"unknown model {spec!r}: use one of {known}, a .safetensors file "
+                           "or a Hugging Face model directory")
+    entry = get_model(spec)
+    entry.verify()
+    return SmallByteCoderModel(load_small_lm(entry.path, device), entry.name, entry.sha256,
+                               device)
+
+
+def model_for_container(blob: bytes, device: torch.device | str = "cpu",
+                        model: str | None = None) -> NextSymbolModel:
+    """Load the model a container names (or ``model``, which must have the same weights)."""
+    from genjscc.core.source.container import parse_header
+
+    header, _ = parse_header(bytes(blob[:4096]) if len(blob) > 4096 else bytes(blob))
+    if model is None:
+        if header.model_id.startswith(("file:", "hf:")):
+            raise GenjsccError(f"this container was made with the local model "
+                               f"{header.model_id!r}: pass its path with --model PATH")
+        model = header.model_id
+    return load_model(model, device)
+
+
+def compress(data: bytes, model: NextSymbolModel, chunk_size: int = DEFAULT_CHUNK_SIZE,
+             batch: int | None = None, threads: int = 1,
+             progress: Progress | None = None) -> bytes:
+    """Compress ``data`` into a container.
+
+    Args:
+        data: any bytes (empty allowed).
+        model: the next-symbol model (see :func:`load_model`).
+        chunk_size: bytes per independently coded chunk, in [1, 2**24].
+        batch: chunks stepped together in one model call (the container's ``rows`` is
+            ``min(batch, number of chunks)``); default ``model.default_batch``.
+        threads: torch threads while coding (stored; the decoder uses the same).
+        progress: called as ``progress(coded_now, total_symbols)`` after each step.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    batch = model.default_batch if batch is None else batch
+    if not isinstance(chunk_size, int) or not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"chunk_size must be an integer in [1, {MAX_CHUNK_SIZE}], "
+                         f"got {chunk_size!r}")
+    if not isinstance(batch, int) or not 1 <= batch <= 0xFFFF:
+        raise ValueError(f"batch must be an integer in [1, 65535], got {batch!r}")
+    if not isinstance(threads, int) or not 1 <= threads <= 0xFF:
+        raise ValueError(f"threads must be an integer in [1, 255], got {threads!r}")
+    pieces = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)]
+    symbols = []
+    for index, piece in enumerate(pieces):
+        tokens = model.tokenize(piece)
+        if model.detokenize(tokens) != piece:  # never code what cannot come back exactly
+            raise GenjsccError(f"{model.model_id}: tokenization of chunk {index} does not "
+                               "round trip; this model cannot code these bytes")
+        symbols.append(tokens)
+    rows = max(1, min(batch, len(pieces)))
+    payloads = encode_chunks(model, symbols, rows=rows, threads=threads, progress=progress)
+    header = ContainerHeader(
+        original_length=len(data), chunk_size=chunk_size,
+        n_chunks=chunk_count(len(data), chunk_size), rows=rows, threads=threads,
+        precision=PRECISION, device=device_kind(model.device), model_id=model.model_id,
+        model_sha256=model.weights_sha256, torch_version=torch.__version__)
+    return pack_container(header, payloads, [len(s) for s in symbols],
+                          [crc32(p) for p in pieces])
+
+
+def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = False,
+               progress: Progress | None = None) -> DecompressResult:
+    """Decompress a container; damaged chunks are reported, never silently wrong.
+
+    Args:
+        blob: the container bytes.
+        model: the model the container names (same weights sha256).
+        use_placeholder: write lost chunks as marked filler of their original length
+            instead of leaving them out.
+        progress: called as ``progress(decoded_now, total_symbols)`` after each step.
+
+    Raises:
+        ContainerError: not a container, corrupt header, or made with another model.
+    """
+    parsed = parse_container(blob)
+    header = parsed.header
+    if header.model_sha256 != model.weights_sha256:
+        raise ContainerError(
+            f"this container was made with model {header.model_id!r} (weights sha256 "
+            f"{header.model_sha256[:12]}...), not {model.model_id!r} "
+            f"({model.weights_sha256[:12]}...); decompress with --model {header.model_id}")
+    if header.precision != PRECISION:
+        raise ContainerError(f"container uses {header.precision}-bit probabilities; this "
+                             f"genjscc codes with {PRECISION}")
+    problems = dict(parsed.problems)
+    n_symbols = [e.n_symbols if e is not None else 0 for e in parsed.entries]
+    decoded = decode_chunks(model, parsed.payloads, n_symbols, rows=header.rows,
+                            threads=header.threads, progress=progress)
+    parts = []
+    for index, (entry, symbols) in enumerate(zip(parsed.entries, decoded, strict=True)):
+        if index not in problems:
+            problems.update(_check_decoded(index, entry, symbols, model, header))
+        if index not in problems:
+            parts.append(model.detokenize(symbols))
+        elif use_placeholder:
+            parts.append(placeholder(index, header.chunk_length(index)))
+    warnings = [f"{parsed.trailing_bytes} unexpected bytes after the last chunk"
+                ] if parsed.trailing_bytes else []
+    return DecompressResult(b"".join(parts), problems, header.n_chunks, header, warnings)
+
+
+def _check_decoded(index: int, entry, symbols: list[int] | None, model: NextSymbolModel,
+                   header: ContainerHeader) -> dict[int, str]:
+    if symbols is None:
+        return {index: "range decoder rejected the payload"}
+    try:
+        plain = model.detokenize(symbols)
+    except ValueError:
+        plain = None
+    if plain is not None and len(plain) == entry.original_length and \
+            crc32(plain) == entry.plain_crc:
+        return {}
+    hint = ""
+    here = (device_kind(model.device), torch.__version__)
+    if here != (header.device, header.torch_version):
+        hint = (f"; encoded on {header.device} with torch {header.torch_version}, decoded on "
+                f"{here[0]} with torch {here[1]}: probabilities are only reproducible on the same")
+    return {index: f"decoded bytes fail their CRC{hint}"}

@@ -1,0 +1,246 @@
+"""The ``.gjz`` container of LM-compressed data: header, chunk table, payloads.
+
+Byte layout (all integers little-endian; the table is in docs/lm-compression.md):
+
+* header: magic ``89 47 4A 5A 0D 0A 1A 0A`` (``\\x89GJZ\\r\\n\\x1a\\n``, PNG-style, so text-mode
+  mangling is caught), version, header length, original length, chunk size, chunk count,
+  coder parameters (rows, threads, precision, device kind), model sha256, model id, torch
+  version, and a CRC-32 of all header bytes before it;
+* chunk table: one 32-byte entry per chunk (payload offset and length, original length, symbol
+  count, CRC-32 of the payload, CRC-32 of the original bytes, CRC-32 of the entry itself and its
+  index);
+* payloads, in chunk order, each the range coder's 32-bit little-endian words.
+
+Every byte is covered by a CRC, so any single flipped byte is detected: in the header the whole
+container is refused; in a table entry or a payload only that chunk is lost, and the parser
+finds that out before any model runs. The parser never trusts a length it has not checked, so
+random data cannot make it allocate or loop without bound.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from genjscc.errors import GenjsccError
+
+MAGIC = b"\x89GJZ\r\n\x1a\n"
+VERSION = 1
+DEVICE_CODES = {"cpu": 0, "cuda": 1}
+ENTRY_SIZE = 32
+MAX_CHUNK_SIZE = 1 << 24
+# magic, version, header length, original length, chunk size, chunk count, rows, threads,
+# precision, device, flags, model sha256
+_FIXED = struct.Struct("<8sHHQIIHBBBB32s")
+_ENTRY = struct.Struct("<QIIIII")  # offset, payload length, original length, symbols, 2 CRCs
+_MIN_HEADER = _FIXED.size + 1 + 1 + 4
+
+
+class ContainerError(GenjsccError):
+    """The container as a whole cannot be read (not a container, corrupt header, wrong model)."""
+
+
+@dataclass(frozen=True)
+class ContainerHeader:
+    """What the decoder needs besides the payloads.
+
+    Attributes:
+        original_length: bytes of the uncompressed data.
+        chunk_size: bytes per chunk (the last chunk may be shorter).
+        n_chunks: ``ceil(original_length / chunk_size)``.
+        rows: rows of every model call while coding (micro-batch size).
+        threads: torch threads while coding.
+        precision: bits of the fixed-point probabilities (24).
+        device: device kind that computed the probabilities (``"cpu"`` or ``"cuda"``).
+        model_id: model identifier (``lm-small``, ``smollm2-135m``, ``hf:NAME``, ...).
+        model_sha256: hex sha256 of the model's weights.
+        torch_version: torch version that computed the probabilities.
+    """
+
+    original_length: int
+    chunk_size: int
+    n_chunks: int
+    rows: int
+    threads: int
+    precision: int
+    device: str
+    model_id: str
+    model_sha256: str
+    torch_version: str
+
+    def chunk_length(self, index: int) -> int:
+        """Original bytes of chunk ``index`` (all ``chunk_size`` except maybe the last)."""
+        return min(self.chunk_size, self.original_length - index * self.chunk_size)
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    """One chunk table entry (a checked one: its own CRC matched)."""
+
+    offset: int
+    payload_length: int
+    original_length: int
+    n_symbols: int
+    payload_crc: int
+    plain_crc: int
+
+
+@dataclass
+class ParsedContainer:
+    """A parsed container: header, the payloads that passed their checks, and what failed.
+
+    ``payloads[i]`` is ``None`` for every chunk in ``problems`` (chunk index -> reason).
+    """
+
+    header: ContainerHeader
+    entries: list[ChunkEntry | None]
+    payloads: list[bytes | None]
+    problems: dict[int, str] = field(default_factory=dict)
+    trailing_bytes: int = 0
+
+
+def crc32(data: bytes) -> int:
+    """CRC-32 (IEEE 802.3, as zlib) of ``data``."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def chunk_count(original_length: int, chunk_size: int) -> int:
+    return -(-original_length // chunk_size)
+
+
+def _validate_header(h: ContainerHeader) -> None:
+    if not 1 <= h.chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"chunk size must be in [1, {MAX_CHUNK_SIZE}], got {h.chunk_size}")
+    if h.n_chunks != chunk_count(h.original_length, h.chunk_size):
+        raise ValueError("n_chunks does not match original_length and chunk_size")
+    if not 1 <= h.rows <= 0xFFFF or not 1 <= h.threads <= 0xFF:
+        raise ValueError("rows must be in [1, 65535] and threads in [1, 255]")
+    if h.device not in DEVICE_CODES:
+        raise ValueError(f"device must be one of {sorted(DEVICE_CODES)}")
+    if len(bytes.fromhex(h.model_sha256)) != 32:
+        raise ValueError("model_sha256 must be 64 hex digits")
+
+
+def pack_container(header: ContainerHeader, payloads: list[bytes], n_symbols: list[int],
+                   plain_crcs: list[int]) -> bytes:
+    """Serialize a container; ``payloads``, ``n_symbols``, ``plain_crcs`` have one per chunk."""
+    _validate_header(header)
+    if not len(payloads) == len(n_symbols) == len(plain_crcs) == header.n_chunks:
+        raise ValueError("need one payload, symbol count and CRC per chunk")
+    model_id = header.model_id.encode("utf-8")
+    torch_version = header.torch_version.encode("ascii", "replace")[:255]
+    if len(model_id) > 255:
+        raise ValueError("model id longer than 255 bytes")
+    header_length = _FIXED.size + 1 + len(model_id) + 1 + len(torch_version) + 4
+    head = _FIXED.pack(MAGIC, VERSION, header_length, header.original_length, header.chunk_size,
+                       header.n_chunks, header.rows, header.threads, header.precision,
+                       DEVICE_CODES[header.device], 0, bytes.fromhex(header.model_sha256))
+    head += bytes([len(model_id)]) + model_id + bytes([len(torch_version)]) + torch_version
+    head += struct.pack("<I", crc32(head))
+    offset = header_length + ENTRY_SIZE * header.n_chunks
+    table = bytearray()
+    for index, payload in enumerate(payloads):
+        entry = _ENTRY.pack(offset, len(payload), header.chunk_length(index), n_symbols[index],
+                            crc32(payload), plain_crcs[index])
+        table += entry + struct.pack("<I", crc32(struct.pack("<I", index) + entry))
+        offset += len(payload)
+    return head + bytes(table) + b"".join(payloads)
+
+
+def parse_header(data: bytes) -> tuple[ContainerHeader, int]:
+    """The checked header and its length; ContainerError if the header cannot be trusted."""
+    if len(data) < _MIN_HEADER:
+        raise ContainerError(f"not a genjscc container: {len(data)} bytes is too short")
+    (magic, version, header_length, original_length, chunk_size, n_chunks, rows, threads,
+     precision, device_code, flags, sha) = _FIXED.unpack_from(data)
+    if magic != MAGIC:
+        raise ContainerError("not a genjscc container (bad magic number)")
+    if not _MIN_HEADER <= header_length <= len(data):
+        raise ContainerError("container header is corrupt (impossible header length)")
+    stored_crc = struct.unpack_from("<I", data, header_length - 4)[0]
+    if crc32(data[:header_length - 4]) != stored_crc:
+        raise ContainerError("container header is corrupt (CRC mismatch); no chunk can be read")
+    if version != VERSION:
+        raise ContainerError(f"container version {version} is not supported "
+                             f"(this genjscc reads version {VERSION})")
+    pos = _FIXED.size
+    id_length = data[pos]
+    model_id = data[pos + 1:pos + 1 + id_length]
+    pos += 1 + id_length
+    if pos >= header_length - 4:
+        raise ContainerError("container header is corrupt (model id overruns it)")
+    version_length = data[pos]
+    torch_version = data[pos + 1:pos + 1 + version_length]
+    if pos + 1 + version_length != header_length - 4:
+        raise ContainerError("container header is corrupt (inconsistent field lengths)")
+    devices = {code: name for name, code in DEVICE_CODES.items()}
+    try:
+        header = ContainerHeader(
+            original_length=original_length, chunk_size=chunk_size, n_chunks=n_chunks,
+            rows=rows, threads=threads, precision=precision, device=devices[device_code],
+            model_id=model_id.decode("utf-8"), model_sha256=sha.hex(),
+            torch_version=torch_version.decode("ascii"))
+        _validate_header(header)
+    except (KeyError, UnicodeDecodeError, ValueError) as error:
+        raise ContainerError(f"container header is inconsistent: {error}") from error
+    if flags != 0:
+        raise ContainerError(f"container uses unknown flags {flags:#x}; upgrade genjscc")
+    return header, header_length
+
+
+def parse_container(data: bytes) -> ParsedContainer:
+    """Parse and check a container without running any model.
+
+    Raises ContainerError when the header is unusable. Chunk-level damage (corrupt table
+    entry, truncated or corrupt payload) is recorded in ``problems`` instead.
+    """
+    data = bytes(data)
+    header, header_length = parse_header(data)
+    table_end = header_length + ENTRY_SIZE * header.n_chunks
+    if table_end > len(data):  # the payloads come after the table: nothing is left to decode
+        present = (len(data) - header_length) // ENTRY_SIZE
+        raise ContainerError(f"container truncated inside its chunk table ({present} of "
+                             f"{header.n_chunks} entries present, no payload)")
+    entries: list[ChunkEntry | None] = []
+    payloads: list[bytes | None] = []
+    problems: dict[int, str] = {}
+    end = table_end
+    for index in range(header.n_chunks):
+        entry, payload, problem = _read_chunk(data, header, header_length, table_end, index)
+        entries.append(entry)
+        payloads.append(payload)
+        if problem:
+            problems[index] = problem
+        if entry is not None:
+            end = max(end, entry.offset + entry.payload_length)
+    trailing = len(data) - end if not problems else 0
+    return ParsedContainer(header, entries, payloads, problems, max(trailing, 0))
+
+
+def _read_chunk(data: bytes, header: ContainerHeader, header_length: int, table_end: int,
+                index: int) -> tuple[ChunkEntry | None, bytes | None, str | None]:
+    start = header_length + ENTRY_SIZE * index
+    raw = data[start:start + ENTRY_SIZE - 4]
+    stored = struct.unpack_from("<I", data, start + ENTRY_SIZE - 4)[0]
+    if crc32(struct.pack("<I", index) + raw) != stored:
+        return None, None, "chunk table entry corrupt (CRC mismatch)"
+    entry = ChunkEntry(*_ENTRY.unpack(raw))
+    expected_length = header.chunk_length(index)
+    # a byte is at most 2 symbols (escaped byte of a token model)
+    if entry.original_length != expected_length or entry.n_symbols > 2 * expected_length:
+        return None, None, "chunk table entry inconsistent with the header"
+    if entry.offset < table_end or entry.payload_length % 4:
+        return entry, None, "chunk table entry has an impossible payload offset or length"
+    if entry.offset + entry.payload_length > len(data):
+        return entry, None, "payload truncated"
+    payload = data[entry.offset:entry.offset + entry.payload_length]
+    if crc32(payload) != entry.payload_crc:
+        return entry, None, "payload corrupt (CRC mismatch)"
+    return entry, payload, None
+
+
+def placeholder(index: int, length: int) -> bytes:
+    """Marked filler of exactly ``length`` bytes for a lost chunk (keeps later offsets)."""
+    mark = f"[genjscc: chunk {index} lost, {length} bytes]".encode()
+    return (mark * (length // len(mark) + 1))[:length]

