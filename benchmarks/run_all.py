@@ -48,6 +48,7 @@ BENCHMARKS = [
     Benchmark("5g-bler", "bench_5g_bler.py", "5G NR LDPC BLER against the normal approximation"),
     Benchmark("bp", "bench_bp.py", "BP throughput against ldpc (C++) by batch size"),
     Benchmark("bp-ecct", "bp_ecct_baseline.py", "BP on LDPC(49,24) against the ECCT baseline"),
+    Benchmark("ecct", "bench_ecct.py", "ECCT against BP-50 on the shipped ECCT models"),
 ]
 
 HEADER = """# Benchmarks
