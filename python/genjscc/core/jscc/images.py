@@ -1,0 +1,102 @@
+"""Image files <-> tensors, and the quality metrics of JSCC evaluation (PSNR, MS-SSIM).
+
+Images are float tensors ``[3, H, W]`` (or batches ``[B, 3, H, W]``) with values in [0, 1]:
+8-bit RGB divided by 255. PSNR is ``10 log10(1 / MSE)`` in dB over all three channels of the
+8-bit-rounded reconstruction, so that every scheme is measured on the image a user would save.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genjscc.errors import GenjsccError
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "list_images",
+    "load_image",
+    "ms_ssim",
+    "psnr_db",
+    "quantize_image",
+    "save_image",
+    "to_uint8",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files (by suffix) directly in ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GenjsccError(f"{folder} is not a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise GenjsccError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """An image file as float ``[3, H, W]`` in [0, 1] (converted to RGB)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as err:
+        raise GenjsccError(f"cannot read image {path}: {err}") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """``[3, H, W]`` float in [0, 1] -> ``[H, W, 3]`` uint8 (rounded, clipped)."""
+    arr = (image.detach().clamp(0, 1) * 255.0).round().to(torch.uint8)
+    return arr.permute(1, 2, 0).cpu().numpy()
+
+
+def save_image(image: torch.Tensor, path: str | Path) -> None:
+    """Write ``[3, H, W]`` float in [0, 1] as an 8-bit image file (format from the suffix)."""
+    from PIL import Image
+
+    Image.fromarray(to_uint8(image)).save(path)
+
+
+def quantize_image(image: torch.Tensor) -> torch.Tensor:
+    """Round to the 8-bit grid (what a saved reconstruction holds)."""
+    return (image.clamp(0, 1) * 255.0).round() / 255.0
+
+
+def psnr_db(reference: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of ``image`` against ``reference`` (peak 1), per image of a batch.
+
+    Both ``[B, 3, H, W]`` (or ``[3, H, W]``) in [0, 1]; ``image`` is rounded to 8 bits first.
+    Identical images give +inf.
+    """
+    ref = reference if reference.dim() == 4 else reference[None]
+    img = image if image.dim() == 4 else image[None]
+    if ref.shape != img.shape:
+        raise ValueError(f"shapes differ: {tuple(ref.shape)} vs {tuple(img.shape)}")
+    mse = ((quantize_image(img) - ref) ** 2).flatten(1).mean(1)
+    return 10.0 * torch.log10(1.0 / mse)
+
+
+def ms_ssim(reference: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """MS-SSIM (pytorch-msssim, 5 scales, data range 1) per image of a batch.
+
+    Images smaller than 161 pixels on a side (what 5 scales of an 11-tap window need) are
+    scored with fewer scales, weights renormalized.
+    """
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    ref = reference if reference.dim() == 4 else reference[None]
+    img = quantize_image(image if image.dim() == 4 else image[None])
+    weights = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
+    side = min(ref.shape[-2:])
+    scales = 5
+    while scales > 1 and side <= (11 - 1) * 2 ** (scales - 1):
+        scales -= 1
+    w = torch.tensor(weights[:scales])
+    return _ms_ssim(ref, img, data_range=1.0, size_average=False, weights=(w / w.sum()).tolist())
