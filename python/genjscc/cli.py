@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compress": ("genjscc.commands.compress", "LM lossless compression of any file"),
     "decompress": ("genjscc.commands.decompress", "restore a file made by genjscc compress"),
     "train": ("genjscc.train", "training recipes of the shipped models (genjscc train lm ...)"),
+    "jscc-eval": ("genjscc.commands.jscc_eval",
+                  "image transmission quality vs SNR: Deep JSCC beside the separation baseline"),
 }
 
 EPILOG = """\
@@ -37,6 +39,9 @@ examples:
   genjscc compress notes.txt notes.gjz    lossless LM compression (--model small|smollm2|PATH)
   genjscc decompress notes.gjz notes.txt  and back; lost chunks are named
   genjscc train lm --minutes 60       retrain the small LM (resumable)
+  genjscc jscc-eval --images DIR --snr 0,5,10 --grid grid.png
+                                      Deep JSCC vs codec + LDPC + QAM, PSNR/MS-SSIM vs SNR
+  genjscc train jscc --ratio 1/6 --minutes 60    train a Deep JSCC model (resumable)
 
 Run `genjscc COMMAND --help` for the options of a command.
 SNR conventions (Es/N0, Eb/N0 per information bit) are in docs/conventions.md.
