@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from genjscc.core import theory
 
 pytestmark = pytest.mark.flowgraph
 
@@ -16,14 +20,19 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
     out = tmp_path / "report"
     result = subprocess.run(
         [sys.executable, "-m", "genjscc.cli", "demo", "--out", str(out), "--modulations",
-         "qpsk,16qam", "--packets", "40", "--step", "7"],
-        capture_output=True, text=True, timeout=300)
+         "qpsk,16qam", "--packets", "40", "--step", "7", "--coded-links", "qpsk-pdu",
+         "--coded-packets", "40", "--cliff-words", "30"],
+        capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-2000:]
     report = (out / "report.md").read_text()
-    for image in ("ber_pdu.png", "delivery_pdu.png", "ber_ofdm.png", "delivery_ofdm.png"):
+    for image in ("ber_pdu.png", "delivery_pdu.png", "ber_ofdm.png", "delivery_ofdm.png",
+                  "coded_bler.png", "amc_cliff.png"):
         assert f"({image})" in report
         assert (out / image).stat().st_size > 10_000
+    for title in ("## Coded link", "## Link adaptation: the cliff and leveling effects"):
+        assert title in report
     results = json.loads((out / "results.json").read_text())
+    assert set(results["seconds"]) == {"links", "coded", "amc"}
     ofdm = results["ofdm"]
     # The highest-SNR OFDM point of each modulation delivers every packet.
     for modulation in ("qpsk", "16qam"):
@@ -32,13 +41,58 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
     # The PDU channel at Eb/N0 = 0 dB is where theory says: QPSK BER 0.0786.
     qpsk0 = next(p for p in results["pdu"] if p["modulation"] == "qpsk" and p["ebno_db"] < 0.1)
     assert abs(qpsk0["bit_errors"] / qpsk0["bits_compared"] - 0.0786) < 0.01
+    _check_coded(results["coded"])
+    _check_cliff(results["amc_cliff"])
 
 
-def test_demo_rejects_bad_options() -> None:
-    result = subprocess.run([sys.executable, "-m", "genjscc.cli", "demo", "--modulations",
-                             "32qam"], capture_output=True, text=True, timeout=60)
+def _check_coded(coded: list[dict]) -> None:
+    """The coded link's BLER falls through a waterfall and beats the uncoded link."""
+    (link,) = coded
+    assert link["link"] == "qpsk-pdu" and link["code"] == "5gnr:bg2:k=512:e=1024"
+    points, uncoded = link["points"], link["uncoded"]
+    bler = [p["bler"] for p in points]
+    assert bler[0] > 0.5 and bler[-1] <= 0.05, bler  # 0.5 dB fails, 3 dB delivers
+    assert all(b <= a + 0.15 for a, b in itertools.pairwise(bler)), bler
+    for p in points:  # Eb/N0 per payload bit: 480 bits on 512 QPSK symbols
+        assert p["esno_db"] == pytest.approx(p["ebno_db"] + 10 * math.log10(2 * 480 / 1024))
+        assert p["packets_sent"] == 40 and p["codewords_per_packet"] == 1
+    # The uncoded reference sits on theory (BER at 0 dB per payload bit, 504 bits sent)...
+    u0 = uncoded[0]
+    assert u0["ebno_db"] == 0.0
+    assert u0["ber"] == pytest.approx(
+        float(theory.ber_awgn(2, 10 * math.log10(480 / 504))), rel=0.1)
+    # ... loses every packet where the coded link starts to deliver, and few at 10 dB
+    loss = {p["ebno_db"]: p["packet_loss"] for p in uncoded}
+    assert loss[10.0] <= 0.1 and loss[0.0] == 1.0
+    common = [p for p in points if p["ebno_db"] in loss]
+    assert len(common) >= 3
+    for p in common:
+        assert p["bler"] < loss[p["ebno_db"]], (p["ebno_db"], p["bler"], loss[p["ebno_db"]])
+
+
+def _check_cliff(cliff: dict) -> None:
+    """Cliff below the estimate, leveling above it."""
+    est, true = cliff["estimated_snr_db"], cliff["true_snr_db"]
+    se = cliff["fixed_mcs"]["spectral_efficiency"]
+    below = true.index(est - 2.0)
+    above = true.index(est + 3.0)
+    assert cliff["fixed_bler"][below] > 0.8
+    assert cliff["genie_goodput"][below] > 0.5 * se > cliff["fixed_goodput"][below]
+    assert cliff["fixed_goodput"][above] == pytest.approx(se, rel=0.05)
+    assert cliff["genie_goodput"][above] > 1.2 * cliff["fixed_goodput"][above]
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--modulations", "32qam"], "unknown modulation"),
+    (["--coded-links", "qpsk-mars"], "unknown coded link"),
+])
+def test_demo_rejects_bad_options(tmp_path: Path, option: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "genjscc.cli", "demo", "--out",
+                             str(tmp_path / "r"), *option],
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "unknown modulation" in result.stderr and "Traceback" not in result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()  # refused before any work
 
 
 LIFETIME_SCRIPT = """

@@ -1,118 +1,111 @@
-"""End-to-end loopback demo: QAM packets through real GNU Radio flowgraphs, with a report.
+"""End-to-end demo: real GNU Radio flowgraphs and the core library, with a report.
 
-Sweeps SNR for each modulation over two links and writes DIR/report.md with PNG plots of
-bit error rate and packet delivery against Eb/N0, beside the closed-form curves:
+``genjscc demo`` runs a list of *parts* (:data:`PARTS`, in that order; ``--parts`` picks some)
+and writes DIR/report.md with one or more sections per part, PNG plots beside closed-form or
+reference curves, and DIR/results.json with every measured number:
 
-  1. PDU channel: qam_mapper -> pdu_channel (AWGN) -> soft_demapper; ideal timing and CSI,
-     so it must sit on the theory curve (a check of the whole chain);
-  2. OFDM: qam_mapper -> ofdm_qam_tx -> channels.channel_model -> ofdm_qam_rx -> soft_demapper,
-     gr-digital's sync, channel estimation and equalization included.
+  ``links``  uncoded QAM packets with a CRC-24A over a GNU Radio PDU channel (ideal timing and
+             CSI) and over a GNU Radio OFDM loopback; BER and packet delivery vs Eb/N0;
+  ``coded``  the same packets with 5G NR LDPC (CRC -> LDPC -> QAM -> channel -> soft demapper ->
+             BP -> CRC check) beside the uncoded link at the same Eb/N0 per payload bit;
+  ``amc``    link adaptation with the TS 38.214 MCS tables when the SNR estimate is wrong: the
+             cliff (true SNR below the estimate) and the leveling (above it).
 
-Packets carry a CRC-24A (TS 38.212); a packet counts as delivered when it arrives with a good
-CRC. Eb/N0 is per transmitted bit here (uncoded; CRC bits counted), see docs/conventions.md.
+Each part's options are listed under its name below.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
-from dataclasses import asdict
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
+EPILOG = """\
+examples:
+  genjscc demo                                every part, report in demo-report/
+  genjscc demo --out out/ --parts coded,amc   only the coded link and the AMC cliff
+  genjscc demo --modulations qpsk --packets 100 --coded-packets 100 --cliff-words 50
+                                              a quicker, noisier run
+"""
 
-from genjscc.core.channel import ebno_to_esno_db
-from genjscc.core.mapping import constellation
 
-# Es/N0 ranges (dB) of the OFDM sweep per modulation: gr-digital's preamble sync needs about
-# 12 dB, and the upper ends reach BER ~1e-4 with the receiver's one-symbol channel estimate.
-OFDM_ESNO_DB = {"bpsk": (8, 22), "qpsk": (10, 24), "16qam": (14, 30), "64qam": (20, 36),
-                "256qam": (26, 42)}
-PAYLOAD_BYTES = 96  # 93 bytes of data + CRC-24A; fills whole symbols of every modulation
+@dataclass(frozen=True)
+class DemoPart:
+    """One part of the demo, implemented by ``module``.
+
+    Adding a part: write a module ``genjscc.demo.<name>`` with ``add_arguments(group)`` (its
+    own options, prefixed with the part's name; light imports only, since ``genjscc --help``
+    imports it), optionally ``check_arguments(args)`` (raise ValueError before any work), and
+    ``run(args, out: Path) -> (list[report.Section], dict)``: its report sections (images
+    already written to ``out``) and its entries of results.json. Then add a ``DemoPart`` to
+    :data:`PARTS`. Import GNU Radio, models and matplotlib inside ``run``.
+    """
+
+    name: str
+    module: str
+    help: str
+
+
+PARTS: list[DemoPart] = [
+    DemoPart("links", "genjscc.demo.links",
+             "uncoded QAM over the GNU Radio PDU channel and OFDM loopback"),
+    DemoPart("coded", "genjscc.demo.coded",
+             "CRC + 5G NR LDPC coded links beside the uncoded link"),
+    DemoPart("amc", "genjscc.demo.amc",
+             "AMC with a wrong SNR estimate: cliff and leveling (TS 38.214 MCS table 1)"),
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument("--out", type=Path, default=Path("demo-report"),
                         help="directory for report.md, the PNG plots and results.json")
-    parser.add_argument("--modulations", default="qpsk,16qam,64qam",
-                        help="comma-separated list (bpsk, qpsk, 16qam, 64qam, 256qam)")
-    parser.add_argument("--packets", type=int, default=300,
-                        help="packets per SNR point (default 300, 96 bytes each)")
-    parser.add_argument("--step", type=float, default=2.0, help="SNR step in dB (default 2)")
+    parser.add_argument("--parts", default=",".join(p.name for p in PARTS),
+                        help="comma-separated parts to run, in the report's order "
+                             f"(default: all: {', '.join(p.name for p in PARTS)})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    for part in PARTS:
+        group = parser.add_argument_group(f"part '{part.name}'", part.help)
+        importlib.import_module(part.module).add_arguments(group)
 
 
-def _sweeps(modulations: list[str], step: float) -> list[tuple[str, str, float]]:
-    """(medium, modulation, Es/N0 dB) for every point of the demo."""
-    points = []
-    for modulation in modulations:
-        bps = constellation(modulation).bits_per_symbol
-        for ebno_db in np.arange(0.0, 14.0 + 1e-9, step):
-            points.append(("pdu", modulation, float(ebno_to_esno_db(ebno_db, bps))))
-        low, high = OFDM_ESNO_DB[modulation]
-        points += [("ofdm", modulation, float(e)) for e in np.arange(low, high + 1e-9, step)]
-    return points
+def _selected(parts: str) -> list[DemoPart]:
+    names = [name.strip().lower() for name in parts.split(",") if name.strip()]
+    known = {p.name: p for p in PARTS}
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown demo part {name!r}; use {', '.join(known)}")
+    if not names:
+        raise ValueError("--parts names no part")
+    return [p for p in PARTS if p.name in names]
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here: GNU Radio is only needed when the demo runs, not for `genjscc --help`.
     from genjscc.demo import report
-    from genjscc.demo.link import run_point
 
-    modulations = [m.strip().lower() for m in args.modulations.split(",") if m.strip()]
-    for modulation in modulations:
-        if modulation not in OFDM_ESNO_DB:
-            raise ValueError(f"unknown modulation {modulation!r}; use {', '.join(OFDM_ESNO_DB)}")
-    if args.packets < 10:
-        raise ValueError("--packets must be at least 10")
+    parts = _selected(args.parts)
+    modules = [importlib.import_module(p.module) for p in parts]
+    for module in modules:  # bad options of any part fail before minutes of work
+        check = getattr(module, "check_arguments", None)
+        if check is not None:
+            check(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, list] = {"pdu": [], "ofdm": []}
-    for medium, modulation, esno_db in tqdm(_sweeps(modulations, args.step), desc="demo",
-                                            unit="point", file=sys.stderr):
-        results[medium].append(run_point(modulation, esno_db, medium=medium,
-                                         num_packets=args.packets,
-                                         payload_bytes=PAYLOAD_BYTES, seed=args.seed))
-    (args.out / "results.json").write_text(json.dumps(
-        {medium: [asdict(p) for p in points] for medium, points in results.items()}, indent=1))
-    sections = _link_sections(report, results, args.out)
+    sections, results, seconds = [], {}, {}
+    for part, module in zip(parts, modules, strict=True):
+        start = time.perf_counter()
+        part_sections, part_results = module.run(args, args.out)
+        seconds[part.name] = round(time.perf_counter() - start, 1)
+        sections += part_sections
+        results.update(part_results)
+        # written after every part: a long run that fails late keeps what it measured
+        (args.out / "results.json").write_text(
+            json.dumps({**results, "seconds": seconds}, indent=1))
     command = "genjscc demo " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "genjscc demo"
-    path = report.write_report(args.out, sections, command)
+    timing = ", ".join(f"{name} {s:g} s" for name, s in seconds.items())
+    path = report.write_report(args.out, sections, command, note=f"Wall time per part: {timing}.")
     print(f"report written to {path}")
     return 0
-
-
-def _link_sections(report, results: dict, out: Path) -> list:
-    packet_bits = 8 * PAYLOAD_BYTES
-    sections = []
-    texts = {
-        "pdu": ("Uncoded QAM over the PDU channel (ideal sync and CSI)",
-                "qam_mapper -> pdu_channel (AWGN) -> soft_demapper in a GNU Radio flowgraph. "
-                "With ideal timing and channel knowledge the measured BER must sit on the "
-                "closed-form curve (exact Gray square-QAM BER, Cho and Yoon 2002): this checks "
-                "mapping, noise scaling and LLR signs end to end."),
-        "ofdm": ("Uncoded QAM over a GNU Radio OFDM loopback",
-                 "qam_mapper -> ofdm_qam_tx -> channels.channel_model (AWGN) -> ofdm_qam_rx -> "
-                 "soft_demapper: gr-digital's Schmidl-Cox sync, header, channel estimate from "
-                 "one preamble symbol and decision-feedback equalizer. Es/N0 is the AWGN part "
-                 "on the payload carriers (fft_len / noise_voltage^2); 'Es/N0 seen by RX' is "
-                 "what the receiver measures on its equalized symbols. The gap to the curve is "
-                 "the receiver's, not the channel's: the channel estimate from a single noisy "
-                 "preamble symbol adds a per-frame, per-carrier error as large as the noise "
-                 "(about 4 dB of effective SNR, and a heavier error tail than Gaussian noise), "
-                 "and frames below about 12 dB SNR are not detected at all (delivery drops to "
-                 "zero there). A smoothed channel estimate is the obvious next step."),
-    }
-    for medium in ("pdu", "ofdm"):
-        points = results[medium]
-        if not points:
-            continue
-        title, text = texts[medium]
-        label = {"pdu": "GNU Radio PDU channel", "ofdm": "GNU Radio OFDM"}[medium]
-        report.plot_ber(points, out / f"ber_{medium}.png", title, label)
-        report.plot_delivery(points, packet_bits, out / f"delivery_{medium}.png", title, label)
-        sections.append(report.Section(
-            title=title, text=text + "\n\n" + report.points_table(points),
-            images=[f"ber_{medium}.png", f"delivery_{medium}.png"]))
-    return sections

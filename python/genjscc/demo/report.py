@@ -114,14 +114,20 @@ def points_table(points: Sequence[LinkPoint]) -> str:
     return "\n".join(lines)
 
 
-def write_report(out_dir: Path, sections: Sequence[Section], command: str) -> Path:
-    """Write ``report.md`` in ``out_dir`` (images already there) and return its path."""
+def write_report(out_dir: Path, sections: Sequence[Section], command: str,
+                 note: str = "") -> Path:
+    """Write ``report.md`` in ``out_dir`` (images already there) and return its path.
+
+    ``note``: a line under the header (e.g. the wall time of each part)."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "# gr-genjscc demo report", "",
         f"Produced by `{command}` on {platform.node()} ({platform.machine()}, "
         f"{platform.python_implementation()} {platform.python_version()}), {now}.", "",
     ]
+    if note:
+        parts += [note, ""]
+    parts += ["Contents: " + "; ".join(section.title for section in sections) + ".", ""]
     for section in sections:
         parts += [f"## {section.title}", "", section.text, ""]
         parts += [f"![{Path(image).stem}]({image})" for image in section.images] + [""]
