@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "amc": ("genjscc.commands.amc", "link adaptation: MCS tables, SNR thresholds, MCS choice"),
     "compress": ("genjscc.commands.compress", "LM lossless compression of any file"),
     "decompress": ("genjscc.commands.decompress", "restore a file made by genjscc compress"),
+    "serve": ("genjscc.commands.serve",
+              "ZeroMQ inference server (ECCT, BP, LM) with batching, for a GPU host"),
     "train": ("genjscc.train", "training recipes of the shipped models (genjscc train lm ...)"),
     "jscc-eval": ("genjscc.commands.jscc_eval",
                   "image transmission quality vs SNR: Deep JSCC beside the separation baseline"),
@@ -38,6 +40,7 @@ examples:
   genjscc amc select --snr 12.3 --margin 1    MCS (TS 38.214) for an SNR estimate
   genjscc compress notes.txt notes.gjz    lossless LM compression (--model small|smollm2|PATH)
   genjscc decompress notes.gjz notes.txt  and back; lost chunks are named
+  genjscc serve --models ecct-polar_n64_k32,lm-small   inference server on 127.0.0.1:5555
   genjscc train lm --minutes 60       retrain the small LM (resumable)
   genjscc jscc-eval --images DIR --snr 0,5,10 --grid grid.png
                                       Deep JSCC vs codec + LDPC + QAM, PSNR/MS-SSIM vs SNR

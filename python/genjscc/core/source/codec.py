@@ -171,8 +171,9 @@ def compress(data: bytes, model: NextSymbolModel, chunk_size: int = DEFAULT_CHUN
     header = ContainerHeader(
         original_length=len(data), chunk_size=chunk_size,
         n_chunks=chunk_count(len(data), chunk_size), rows=rows, threads=threads,
-        precision=PRECISION, device=device_kind(model.device), model_id=model.model_id,
-        model_sha256=model.weights_sha256, torch_version=torch.__version__)
+        precision=PRECISION, device=_compute_kind(model), model_id=model.model_id,
+        model_sha256=model.weights_sha256,
+        torch_version=getattr(model, "torch_version", None) or torch.__version__)
     return pack_container(header, payloads, [len(s) for s in symbols],
                           [crc32(p) for p in pieces])
 
@@ -218,6 +219,13 @@ def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = Fals
     return DecompressResult(b"".join(parts), problems, header.n_chunks, header, warnings)
 
 
+def _compute_kind(model: NextSymbolModel) -> str:
+    """Device kind that computes the probabilities: a remote model (genjscc.serve.client)
+    keeps its tensors on the CPU here but names the server's device as ``compute_device``
+    (and the server's torch as ``torch_version``)."""
+    return device_kind(getattr(model, "compute_device", None) or model.device)
+
+
 def _check_decoded(index: int, entry, symbols: list[int] | None, model: NextSymbolModel,
                    header: ContainerHeader) -> dict[int, str]:
     if symbols is None:
@@ -230,7 +238,7 @@ def _check_decoded(index: int, entry, symbols: list[int] | None, model: NextSymb
             crc32(plain) == entry.plain_crc:
         return {}
     hint = ""
-    here = (device_kind(model.device), torch.__version__)
+    here = (_compute_kind(model), getattr(model, "torch_version", None) or torch.__version__)
     if here != (header.device, header.torch_version):
         hint = (f"; encoded on {header.device} with torch {header.torch_version}, decoded on "
                 f"{here[0]} with torch {here[1]}: probabilities are only reproducible on the same")

@@ -1,0 +1,444 @@
+"""What a server can serve: a small registry of model *kinds*, each a loader and batched ops.
+
+A **servable** is one loaded model (:class:`Servable`): its name, kind, weights sha256, the
+device it runs on, a JSON ``info`` dict the client uses (code length, vocabulary, ...) and its
+**ops**. An op (:class:`Op`) is a function ``call(arrays, params) -> (arrays, result)`` on
+numpy arrays. Ops with ``merge=True`` are *batched*: the server concatenates compatible
+requests (same params, same dtypes and trailing shapes) along axis 0, calls once and splits
+the outputs by rows again, so each output array's first dimension must equal the input rows.
+Ops with ``session`` set are routed to the worker holding that session (LM state).
+
+Kinds shipped here: ``ecct`` (zoo ECCT models or ``.safetensors`` files), ``bp`` (belief
+propagation on a code's ``H``: model spec ``bp:CODE``), ``lm`` (next-symbol probabilities of
+:mod:`genjscc.core.source.lm` models). Adding a kind takes a loader and one line::
+
+    from genjscc.serve.registry import Op, Servable, register_kind
+
+    def load_jscc(spec: str, device: str) -> Servable:
+        model = load_my_model(spec, device)                       # your code
+        def encode(arrays, params):                               # batched, on numpy
+            return [model.encode(arrays[0], snr_db=params["snr_db"])], {}
+        return Servable(spec, "jscc", sha256_of_weights, device, {"shape": [3, 32, 32]},
+                        {"encode": Op(encode, merge=True)})
+
+    register_kind("jscc", load_jscc)          # or "genjscc.core.jscc.serve:load_jscc" (lazy)
+
+after which ``genjscc serve --models jscc-NAME`` serves every zoo model of kind ``jscc`` and
+``genjscc.serve.client.connect(backend).batched("jscc-NAME", "encode")`` calls it.
+
+Model specs (``--models``): a zoo name (its manifest ``kind`` picks the loader), or
+``KIND:REST`` with an explicit kind (``bp:LDPC_N49_K24``, ``ecct:/path/model.safetensors``,
+``lm:smollm2``, ``lm:/path/lm.safetensors``). ``smollm2`` alone means ``lm:smollm2``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from genjscc.errors import GenjsccError
+
+Arrays = list[np.ndarray]
+
+
+class OpError(ValueError):
+    """An op's refusal with a protocol error code (``unknown_session``, ``out_of_order``,
+    ...); a plain ValueError or TypeError is sent back as ``invalid_input``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+OpCall = Callable[[Arrays, dict[str, Any]], tuple[Arrays, dict[str, Any]]]
+
+
+@dataclass
+class Op:
+    """One operation of a servable.
+
+    Attributes:
+        call: ``call(arrays, params) -> (output arrays, result dict)``; raises ValueError for
+            input that does not suit the model (sent back as ``invalid_input``).
+        merge: requests may be concatenated along axis 0 (see the module docstring).
+        check: per-request validation ``check(arrays, params)`` run before merging, so one
+            bad request fails alone (raise ValueError).
+        session: ``"start"``, ``"use"`` or ``"end"`` for ops on per-client state.
+    """
+
+    call: OpCall
+    merge: bool = False
+    check: Callable[[Arrays, dict[str, Any]], None] | None = None
+    session: str | None = None
+
+
+@dataclass
+class Servable:
+    """A loaded model behind the server (see the module docstring)."""
+
+    name: str
+    kind: str
+    sha256: str
+    device: str
+    info: dict[str, Any]
+    ops: dict[str, Op]
+    close: Callable[[], None] | None = field(default=None, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON description workers send to the broker and the ``models`` op returns."""
+        return {"name": self.name, "kind": self.kind, "sha256": self.sha256,
+                "device": self.device, "info": self.info,
+                "ops": {name: {"merge": op.merge, "session": op.session}
+                        for name, op in self.ops.items()}}
+
+
+Loader = Callable[[str, str], Servable]
+"""``loader(spec, device) -> Servable``; ``spec`` is what follows ``KIND:`` (or the zoo name)."""
+
+KINDS: dict[str, Loader | str] = {
+    "ecct": "genjscc.serve.registry:load_ecct",
+    "bp": "genjscc.serve.registry:load_bp",
+    "lm": "genjscc.serve.registry:load_lm",
+}
+"""Kind -> loader, or a lazy ``"module:attribute"`` naming one."""
+
+
+def register_kind(kind: str, loader: Loader | str, *, overwrite: bool = False) -> None:
+    """Make model kind ``kind`` servable (``loader(spec, device) -> Servable``)."""
+    if not isinstance(kind, str) or not kind.isidentifier() or kind != kind.lower():
+        raise ValueError(f"kind must be a lower-case identifier, got {kind!r}")
+    if not (callable(loader) or (isinstance(loader, str) and ":" in loader)):
+        raise TypeError("loader must be a callable or a 'module:attribute' string")
+    if kind in KINDS and not overwrite:
+        raise ValueError(f"kind {kind!r} is already registered (pass overwrite=True)")
+    KINDS[kind] = loader
+
+
+def _loader(kind: str) -> Loader:
+    entry = KINDS[kind]
+    if isinstance(entry, str):
+        module_name, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module_name), attr)
+        KINDS[kind] = entry
+    return entry
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``(kind, rest)`` of a model spec (module docstring); GenjsccError if none fits."""
+    spec = spec.strip()
+    if not spec:
+        raise GenjsccError("empty model name in --models")
+    head, sep, rest = spec.partition(":")
+    if sep and head in KINDS:
+        return head, rest
+    if spec in ("smollm2", "smollm2-135m", "small"):
+        return "lm", spec
+    from genjscc.zoo import list_models
+
+    kinds = {m.name: m.kind for m in list_models()}
+    if spec in kinds:
+        if kinds[spec] not in KINDS:
+            raise GenjsccError(f"model {spec!r} is of kind {kinds[spec]!r}, which this "
+                               f"server cannot serve yet (servable kinds: {', '.join(KINDS)})")
+        return kinds[spec], spec
+    served = ", ".join(f"{n} ({k})" for n, k in kinds.items() if k in KINDS)
+    raise GenjsccError(f"unknown model {spec!r}: use a zoo model ({served}), bp:CODE, "
+                       f"ecct:FILE.safetensors, lm:smollm2 or lm:FILE")
+
+
+def load_servable(spec: str, device: str = "cpu") -> Servable:
+    """Load the model of ``spec`` on ``device``; its ``name`` is ``spec`` as given."""
+    kind, rest = split_spec(spec)
+    servable = _loader(kind)(rest, device)
+    servable.name = spec.strip()
+    return servable
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def parity_check_sha256(H: Any) -> str:
+    """sha256 of a parity-check matrix's structure (shape and sorted positions of its ones),
+    the same for a dense numpy matrix and a scipy.sparse one with the same ones."""
+    if hasattr(H, "tocoo"):
+        coo = H.tocoo()
+        rows, cols, vals = coo.row, coo.col, np.asarray(coo.data)
+        keep = (vals % 2) != 0
+        rows, cols = rows[keep], cols[keep]
+        shape = H.shape
+    else:
+        h = np.asarray(H.detach().cpu().numpy() if hasattr(H, "detach") else H)
+        rows, cols = np.nonzero(h % 2)
+        shape = h.shape
+    order = np.lexsort((cols, rows))
+    digest = hashlib.sha256(f"H{shape[0]}x{shape[1]}:".encode())
+    digest.update(np.asarray(rows, dtype="<i8")[order].tobytes())
+    digest.update(np.asarray(cols, dtype="<i8")[order].tobytes())
+    return digest.hexdigest()
+
+
+def _llr_check(n: int) -> Callable[[Arrays, dict[str, Any]], None]:
+    def check(arrays: Arrays, params: dict[str, Any]) -> None:
+        if len(arrays) != 1:
+            raise ValueError(f"expected 1 array (LLRs [B, {n}]), got {len(arrays)}")
+        llr = arrays[0]
+        if llr.ndim != 2 or llr.shape[1] != n:
+            raise ValueError(f"LLRs must have shape [B, {n}], got {list(llr.shape)}")
+        if llr.dtype.kind != "f":
+            raise ValueError(f"LLRs must be float32 or float64, got {llr.dtype}")
+    return check
+
+
+def _torch_device(device: str):
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GenjsccError(f"--device {device}: torch sees no CUDA device on this host")
+    return dev
+
+
+# -------------------------------------------------------------------------------- ecct
+
+
+def load_ecct(spec: str, device: str) -> Servable:
+    """An ECCT: op ``decode`` takes LLRs ``<f4 [B, n]`` (finite, ``ln P(0)/P(1)``) and returns
+    bits ``|u1 [B, n]``; ``info`` has ``n``, ``m`` and ``h_sha256`` (:func:`parity_check_sha256`
+    of the model's H) so a client checks the model decodes its code."""
+    import torch
+
+    from genjscc.core.ecct.model import ECCTDecoder
+    from genjscc.core.ecct.model import load_ecct as load_file
+    from genjscc.zoo import get_model, list_models, sha256_file
+
+    dev = _torch_device(device)
+    if spec in {m.name for m in list_models() if m.kind == "ecct"}:
+        entry = get_model(spec)
+        entry.verify()
+        path, sha = entry.path, entry.sha256
+    else:
+        from pathlib import Path
+
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise GenjsccError(f"ECCT model {spec!r} is neither a zoo ecct model nor a file")
+        sha = sha256_file(path)
+    net = load_file(path, map_location=dev)
+    decoder = ECCTDecoder(net, device=dev)
+    n = net.n
+    h = net.H.to(torch.uint8).cpu().numpy()
+
+    def decode(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
+        llr = torch.from_numpy(np.ascontiguousarray(arrays[0], dtype=np.float32))
+        if not bool(torch.isfinite(llr).all()):
+            raise ValueError("LLRs contain NaN or inf; clip them and set erasures to 0")
+        bits = decoder(llr.to(dev)).cpu().numpy().astype(np.uint8, copy=False)
+        return [bits], {}
+
+    info = {"n": n, "m": int(net.m), "h_sha256": parity_check_sha256(h),
+            "config": {k: getattr(net.config, k) for k in ("num_layers", "d_model",
+                                                           "num_heads")}}
+    return Servable(spec, "ecct", sha, dev.type, info,
+                    {"decode": Op(decode, merge=True, check=_llr_check(n))})
+
+
+# ---------------------------------------------------------------------------------- bp
+
+BP_DECODERS_CACHED = 8
+
+
+def load_bp(spec: str, device: str) -> Servable:
+    """Belief propagation on the ``H`` of code ``spec`` (a name, file or 5G spec of
+    :func:`genjscc.core.fec.codes.get_code`).
+
+    Op ``decode``: LLRs ``<f4 [B, n]`` (rate-recovered, aligned with ``H``'s columns) and
+    params ``decoder`` (a :func:`~genjscc.core.fec.decoders.list_decoders` name other than
+    ``ecct``), ``num_iters`` and ``options`` (a JSON object of decoder options) -> bits
+    ``|u1 [B, n]``, iterations ``<i4 [B]`` (-1 when the decoder does not report them) and
+    ``syndrome_ok`` ``|u1 [B]``. The ``sha256`` of a bp model is its ``h_sha256``: there are
+    no weights, and the client checks it decodes the same code.
+    """
+    import torch
+
+    from genjscc.core.fec.codes import get_code
+    from genjscc.core.fec.decoders import list_decoders, make_decoder
+
+    dev = _torch_device(device)
+    try:
+        code = get_code(spec)
+    except (ValueError, FileNotFoundError) as error:
+        raise GenjsccError(f"bp:{spec}: {error}") from error
+    n = int(code.n)
+    h_sha = parity_check_sha256(code.H)
+    cache: dict[str, Any] = {}
+    allowed = [d for d in list_decoders() if d != "ecct"]
+
+    def build(params: dict[str, Any]):
+        from genjscc.serve.protocol import canonical_params
+
+        name = params.get("decoder", "bp")
+        iters = params.get("num_iters", 50)
+        options = params.get("options", {})
+        if not isinstance(name, str) or name.strip().lower().replace("_", "-") not in allowed:
+            raise ValueError(f"decoder {name!r}: use one of {', '.join(allowed)}")
+        if isinstance(iters, bool) or not isinstance(iters, int) or not 0 <= iters <= 10_000:
+            raise ValueError(f"num_iters must be an integer in [0, 10000], got {iters!r}")
+        if not isinstance(options, dict) or not all(
+                isinstance(v, bool | int | float | str | None) for v in options.values()):
+            raise ValueError("options must be a JSON object of numbers, strings and bools")
+        options = {k: v for k, v in options.items() if k != "device"}
+        key = canonical_params({"d": name, "i": iters, "o": options})
+        if key not in cache:
+            if len(cache) >= BP_DECODERS_CACHED:
+                cache.pop(next(iter(cache)))
+            if name != "ldpc-cpp" and name != "none":
+                options["device"] = dev
+            cache[key] = make_decoder(name, code, num_iters=iters, **options)
+        return cache[key]
+
+    def check(arrays: Arrays, params: dict[str, Any]) -> None:
+        _llr_check(n)(arrays, params)
+        build(params)
+
+    def decode(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
+        decoder = build(params)
+        llr = torch.from_numpy(np.ascontiguousarray(arrays[0], dtype=np.float32)).to(dev)
+        if hasattr(decoder, "decode"):
+            res = decoder.decode(llr)
+            bits, iters, ok = res.bits, res.num_iters.to(torch.int32), res.syndrome_ok
+        else:
+            bits = decoder(llr)
+            iters = torch.full((llr.shape[0],), -1, dtype=torch.int32)
+            ok = ~code.syndrome(bits).any(dim=-1).bool()
+        return [bits.cpu().numpy().astype(np.uint8, copy=False),
+                iters.cpu().numpy().astype("<i4", copy=False),
+                ok.cpu().numpy().astype(np.uint8)], {}
+
+    info = {"n": n, "m": int(code.H.shape[0]), "code": code.name, "h_sha256": h_sha,
+            "decoders": allowed}
+    return Servable(f"bp:{spec}", "bp", h_sha, dev.type, info,
+                    {"decode": Op(decode, merge=True, check=check)})
+
+
+# ---------------------------------------------------------------------------------- lm
+
+LM_MAX_SESSIONS = 1024
+LM_SESSION_TTL_S = 600.0
+LM_MAX_ROWS = 4096
+
+
+@dataclass
+class _Session:
+    state: Any
+    rows: int
+    threads: int
+    steps: int = 0
+    last_probs: np.ndarray | None = None
+    last_used: float = field(default_factory=time.monotonic)
+
+
+def load_lm(spec: str, device: str) -> Servable:
+    """A next-symbol model (:class:`~genjscc.core.source.lm.NextSymbolModel`) with per-session
+    state, stepped exactly as the local coder steps it.
+
+    Ops (all on one worker per session, never merged with other sessions: a GEMM row's floats
+    depend on the batch shape, and LM coding needs bit-identical probabilities):
+
+    * ``lm_start`` params ``rows``, ``threads``, ``session`` -> ``start_state(rows)``;
+    * ``lm_step`` params ``session``, ``t`` (steps done so far) and tokens ``<i8 [rows]`` ->
+      probabilities ``<f4 [rows, vocab]``, computed with ``torch.set_num_threads(threads)``
+      under ``inference_mode`` by the model's own ``step``. A repeated ``t`` (a client retry)
+      returns the same probabilities again without stepping;
+    * ``lm_end`` params ``session``;
+    * ``lm_tokenize`` bytes ``|u1 [L]`` -> symbols ``<i8 [S]``; ``lm_detokenize`` back.
+    """
+    import torch
+
+    from genjscc.core.source.codec import SMALL_ALIAS, load_model
+    from genjscc.core.source.lm import coding_threads
+    from genjscc.core.source.small import SmallByteCoderModel
+
+    _torch_device(device)
+    model = load_model(SMALL_ALIAS.get(spec, spec), device)
+    sessions: dict[str, _Session] = {}
+
+    def session_of(params: dict[str, Any]) -> tuple[str, _Session]:
+        sid = params.get("session")
+        if not isinstance(sid, str) or sid not in sessions:
+            raise OpError("unknown_session", f"unknown LM session {sid!r} (expired, closed or "
+                          "its worker restarted): start the chunk batch again")
+        return sid, sessions[sid]
+
+    def expire(now: float) -> None:
+        for sid in [s for s, v in sessions.items() if now - v.last_used > LM_SESSION_TTL_S]:
+            del sessions[sid]
+
+    def start(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
+        rows, threads, sid = params.get("rows"), params.get("threads", 1), params.get("session")
+        if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= LM_MAX_ROWS:
+            raise ValueError(f"rows must be an integer in [1, {LM_MAX_ROWS}], got {rows!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+            raise ValueError(f"threads must be an integer in [1, 256], got {threads!r}")
+        if not isinstance(sid, str) or not sid:
+            raise ValueError("lm_start needs a session id (the broker assigns it)")
+        expire(time.monotonic())
+        if len(sessions) >= LM_MAX_SESSIONS:
+            raise ValueError(f"this worker holds {LM_MAX_SESSIONS} LM sessions already; close "
+                             "some (they expire after 10 idle minutes)")
+        with coding_threads(threads), torch.inference_mode():
+            sessions[sid] = _Session(model.start_state(rows), rows, threads)
+        return [], {"session": sid}
+
+    def step(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
+        _sid, s = session_of(params)
+        t = params.get("t")
+        if isinstance(t, bool) or not isinstance(t, int):
+            raise ValueError("lm_step needs an integer t (steps done before this one)")
+        if len(arrays) != 1 or arrays[0].shape != (s.rows,) or arrays[0].dtype.kind not in "iu":
+            raise ValueError(f"lm_step takes one integer array of shape [{s.rows}] (the "
+                             "session's rows)")
+        s.last_used = time.monotonic()
+        if t == s.steps - 1 and s.last_probs is not None:
+            return [s.last_probs], {"t": t}  # a retry of a step already done
+        if t != s.steps:
+            raise OpError("out_of_order", f"step t={t} arrived but the session has done "
+                          f"{s.steps} steps")
+        tokens = torch.from_numpy(arrays[0].astype(np.int64)).to(model.device)
+        with coding_threads(s.threads), torch.inference_mode():
+            s.state, probs = model.step(s.state, tokens)
+        s.last_probs = probs.detach().to("cpu", torch.float32).contiguous().numpy()
+        s.steps += 1
+        return [s.last_probs], {"t": t}
+
+    def end(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
+        sessions.pop(params.get("session"), None)
+        return [], {}
+
+    def tokenize(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
+        if len(arrays) != 1 or arrays[0].ndim != 1 or arrays[0].dtype != np.uint8:
+            raise ValueError("lm_tokenize takes one uint8 array of bytes")
+        return [np.asarray(model.tokenize(arrays[0].tobytes()), dtype="<i8")], {}
+
+    def detokenize(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
+        if len(arrays) != 1 or arrays[0].ndim != 1 or arrays[0].dtype.kind not in "iu":
+            raise ValueError("lm_detokenize takes one integer array of symbols")
+        data = model.detokenize([int(x) for x in arrays[0]])
+        return [np.frombuffer(data, dtype=np.uint8)], {}
+
+    tokenizer = "bytes" if isinstance(model, SmallByteCoderModel) else "server"
+    info = {"model_id": model.model_id, "vocab_size": int(model.vocab_size),
+            "bos_id": int(model.bos_id), "max_symbols": int(model.max_symbols),
+            "default_batch": int(model.default_batch), "tokenizer": tokenizer,
+            "torch_version": torch.__version__}
+    return Servable(spec, "lm", model.weights_sha256, torch.device(model.device).type, info, {
+        "lm_start": Op(start, session="start"),
+        "lm_step": Op(step, session="use"),
+        "lm_end": Op(end, session="end"),
+        "lm_tokenize": Op(tokenize),
+        "lm_detokenize": Op(detokenize),
+    })

@@ -1,0 +1,687 @@
+"""The broker of ``genjscc serve``: clients in, dynamic batches out to N worker processes.
+
+::
+
+    clients (DEALER/REQ) --> ROUTER  [broker: validate, queue, batch, stats]  ROUTER <-- workers
+                             --bind                                          --worker-bind
+                             tcp://127.0.0.1:5555                            tcp://127.0.0.1:5556
+
+* The broker validates every request (:mod:`genjscc.serve.protocol`) and answers malformed
+  ones with an error reply itself; workers only see well-formed requests.
+* **Dynamic batching** per model and op: requests of a batched op (``merge``) with the same
+  params and array layouts wait in one queue; the queue is sent to a free worker as one task
+  when it holds ``max_batch`` requests or its oldest request has waited ``max_delay_ms``
+  (``max_batch=1``: no batching). The worker concatenates them along axis 0 and runs the model
+  once. Ops that cannot be merged (LM steps: see :mod:`genjscc.serve.registry`) are sent at
+  once, several to a task when several are queued.
+* **Workers**: ``workers`` local processes are started and restarted if they die; more can
+  connect from other hosts (``genjscc serve --worker --connect tcp://HOST:5556``). Each holds
+  one task at a time; a worker silent for :data:`WORKER_TIMEOUT_S` is dropped and its
+  requests go to another worker (LM session requests get ``worker_lost``).
+* **LM sessions** live on one worker; the broker routes a session's steps there.
+* Ops answered by the broker: ``health``, ``models`` (name, kind, weights sha256, device,
+  info) and ``stats`` (requests, errors, batch-size histogram, latency percentiles).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import zmq
+
+from genjscc.errors import GenjsccError
+from genjscc.serve import protocol as P
+from genjscc.serve.worker import _control
+
+WORKER_TIMEOUT_S = 2.0
+DEFAULT_DEADLINE_S = 120.0
+MAX_BATCH_ROWS = 1 << 16
+RESPAWN_DELAY_S = 1.0
+BROKER_OPS = ("health", "models", "stats")
+
+
+@dataclass
+class ServeConfig:
+    """Options of :class:`Broker` (the ``genjscc serve`` flags)."""
+
+    models: list[str]
+    device: str = "cpu"
+    bind: str = "tcp://127.0.0.1:5555"
+    worker_bind: str | None = None
+    workers: int = 1
+    max_batch: int = 32
+    max_delay_ms: float = 2.0
+    threads: int = 1
+    curve_keys: str | None = None
+    max_queue: int = 4096
+    limits: P.Limits = field(default_factory=P.Limits)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise GenjsccError(f"--workers must be >= 0, got {self.workers}")
+        if not isinstance(self.max_batch, int) or not 1 <= self.max_batch <= 4096:
+            raise GenjsccError(f"--max-batch must be in [1, 4096], got {self.max_batch}")
+        if not 0 <= self.max_delay_ms <= 10_000:
+            raise GenjsccError(f"--max-delay-ms must be in [0, 10000], got {self.max_delay_ms}")
+        if not isinstance(self.threads, int) or self.threads < 1:
+            raise GenjsccError(f"--threads must be >= 1, got {self.threads}")
+        if self.workers and not self.models:
+            raise GenjsccError("--models is empty: name at least one model to serve (e.g. "
+                               "--models ecct-polar_n64_k32,lm-small,bp:LDPC_N49_K24)")
+
+
+def default_worker_bind(bind: str) -> str:
+    """The worker endpoint next to ``bind``: same host, port + 1 (``ipc://X`` -> ``X-workers``)."""
+    parts = urlsplit(bind)
+    if parts.scheme == "tcp":
+        host, _, port = parts.netloc.rpartition(":")
+        if port == "*" or port == "0":
+            return f"tcp://{host}:*"
+        if port.isdigit():
+            return f"tcp://{host}:{int(port) + 1}"
+    if parts.scheme == "ipc":
+        return bind + "-workers"
+    raise GenjsccError(f"--bind {bind!r}: write tcp://HOST:PORT (or ipc://PATH)")
+
+
+def is_loopback(endpoint: str) -> bool:
+    host = urlsplit(endpoint).netloc.rpartition(":")[0].strip("[]")
+    return endpoint.startswith(("ipc://", "inproc://")) or host in ("127.0.0.1", "localhost",
+                                                                    "::1")
+
+
+def _connectable(endpoint: str) -> str:
+    """A bound endpoint as a local process connects to it (0.0.0.0 / * -> 127.0.0.1)."""
+    for wildcard in ("//0.0.0.0:", "//*:", "//[::]:"):
+        endpoint = endpoint.replace(wildcard, "//127.0.0.1:")
+    return endpoint
+
+
+class Pending:
+    """One queued client request."""
+
+    __slots__ = ("arrival", "attempts", "deadline", "envelope", "frames", "header", "key",
+                 "merge", "model", "op", "rows", "session")
+
+    def __init__(self, envelope: list, frames: list, header: dict[str, Any], now: float) -> None:
+        self.envelope, self.frames, self.header = envelope, frames, header
+        self.model: str = header.get("model") or ""
+        self.op: str = header["op"]
+        self.arrival = now
+        timeout = header.get("timeout_ms")
+        self.deadline = now + (timeout / 1000.0 if timeout else DEFAULT_DEADLINE_S)
+        arrays = header.get("arrays") or []
+        self.rows = int(arrays[0]["shape"][0]) if arrays and arrays[0]["shape"] else 1
+        self.attempts = 0
+        self.key: tuple = ()
+        self.merge = False
+        self.session: str | None = None
+
+
+@dataclass
+class WorkerState:
+    wid: bytes
+    models: dict[str, dict[str, Any]]
+    last_seen: float
+    pid: int | None = None
+    host: str = ""
+    task: int | None = None
+    items: list[Pending] = field(default_factory=list)
+    pinned: deque = field(default_factory=deque)
+    sessions: set = field(default_factory=set)
+    tasks_done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class ModelStats:
+    """Counters of one model (``stats`` op)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.rows = 0
+        self.batches = 0
+        self.batch_sizes: Counter = Counter()
+        self.latency = deque(maxlen=20_000)
+
+    def report(self) -> dict[str, Any]:
+        lat = np.asarray(self.latency, dtype=np.float64) * 1e3
+        pct = ({f"p{q}": round(float(np.percentile(lat, q)), 3) for q in (50, 90, 99)}
+               | {"max": round(float(lat.max()), 3), "samples": int(lat.size)}
+               if lat.size else {})
+        return {"requests": self.requests, "errors": self.errors, "rows": self.rows,
+                "batches": self.batches,
+                "batch_sizes": {str(k): v for k, v in sorted(self.batch_sizes.items())},
+                "latency_ms": pct}
+
+
+class Broker:
+    """The server process's broker (module docstring). ``start()``, then ``run()``."""
+
+    def __init__(self, config: ServeConfig, log=None) -> None:
+        self.cfg = config
+        self.log = log or (lambda text: print(f"genjscc serve: {text}", file=sys.stderr,
+                                              flush=True))
+        self.ctx = zmq.Context()
+        self.frontend = self.backend = None
+        self.auth = None
+        self.workers: dict[bytes, WorkerState] = {}
+        self.queues: dict[tuple, deque] = {}
+        self.waiting: dict[str, deque] = {}
+        self.sessions: dict[str, WorkerState] = {}
+        self.stats: dict[str, ModelStats] = {}
+        self.totals = Counter()
+        self.task_ids = itertools.count(1)
+        self.local: list[dict[str, Any]] = []
+        self.stop_event = threading.Event()
+        self.started = time.monotonic()
+        self.endpoint = self.worker_endpoint = ""
+        self.fatal: str | None = None
+        self.ready_announced = False
+        self._last_check = 0.0
+
+    # ------------------------------------------------------------------------ set-up
+
+    def _bind(self, sock: zmq.Socket, endpoint: str, what: str) -> str:
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError as error:
+            raise GenjsccError(f"cannot bind the {what} endpoint {endpoint}: {error}") from error
+        return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def start(self) -> None:
+        """Bind both sockets and start the local workers."""
+        curve = None
+        if self.cfg.curve_keys:
+            from genjscc.serve.security import make_curve_server, start_authenticator
+
+            self.auth, public, secret = start_authenticator(self.ctx, self.cfg.curve_keys)
+            curve = (make_curve_server, public, secret)
+        limit = self.cfg.limits.max_array_bytes + self.cfg.limits.max_header_bytes
+        for name in ("frontend", "backend"):
+            sock = self.ctx.socket(zmq.ROUTER)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+            sock.setsockopt(zmq.SNDHWM, 100_000)
+            sock.setsockopt(zmq.RCVHWM, 100_000)
+            sock.setsockopt(zmq.MAXMSGSIZE, limit)
+            if name == "backend":
+                sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+            if curve is not None:
+                curve[0](sock, curve[1], curve[2])
+            setattr(self, name, sock)
+        worker_bind = self.cfg.worker_bind or default_worker_bind(self.cfg.bind)
+        self.endpoint = self._bind(self.frontend, self.cfg.bind, "client")
+        self.worker_endpoint = self._bind(self.backend, worker_bind, "worker")
+        if not is_loopback(self.cfg.bind) and not self.cfg.curve_keys:
+            self.log(f"WARNING: {self.cfg.bind} is reachable from other hosts and "
+                     "unauthenticated; use --curve-keys DIR (see docs/protocol.md)")
+        for _ in range(self.cfg.workers):
+            self.local.append({"proc": self._spawn(), "respawn_at": None})
+
+    def _spawn(self) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "genjscc.serve.worker",
+               "--connect", _connectable(self.worker_endpoint), "--device", self.cfg.device,
+               "--threads", str(self.cfg.threads), "--parent-pid", str(os.getpid())]
+        for spec in self.cfg.models:
+            cmd += ["--model", spec]
+        if self.cfg.curve_keys:
+            cmd += ["--curve-keys", str(self.cfg.curve_keys)]
+        env = dict(os.environ)
+        env.setdefault("OMP_NUM_THREADS", str(self.cfg.threads))
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env)
+
+    def close(self) -> None:
+        """Stop local workers and close the sockets."""
+        for entry in self.local:
+            proc = entry["proc"]
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 5.0
+        for entry in self.local:
+            proc = entry["proc"]
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for sock in (self.frontend, self.backend):
+            if sock is not None:
+                sock.close(0)
+        if self.auth is not None:
+            self.auth.stop()
+        self.ctx.term()
+
+    # ------------------------------------------------------------------------- loop
+
+    def run(self) -> None:
+        """Serve until :attr:`stop_event` is set; GenjsccError if the workers cannot start."""
+        poller = zmq.Poller()
+        poller.register(self.frontend, zmq.POLLIN)
+        poller.register(self.backend, zmq.POLLIN)
+        while not self.stop_event.is_set():
+            events = dict(poller.poll(self._timeout_ms()))
+            now = time.monotonic()
+            if self.backend in events:
+                self._drain(self.backend, self._on_worker)
+            if self.frontend in events:
+                self._drain(self.frontend, self._on_client)
+            now = time.monotonic()
+            if now - self._last_check >= 0.1:
+                self._last_check = now
+                self._housekeeping(now)
+            if self.fatal is not None:
+                raise GenjsccError(self.fatal)
+            self._schedule(time.monotonic())
+            self._announce()
+
+    def _drain(self, sock: zmq.Socket, handler) -> None:
+        for _ in range(2000):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            handler(frames)
+
+    def _timeout_ms(self) -> int:
+        wait = 0.1
+        if self.cfg.max_batch > 1 and any(w.task is None for w in self.workers.values()):
+            delay = self.cfg.max_delay_ms / 1000.0
+            now = time.monotonic()
+            for queue in self.queues.values():
+                if queue and queue[0].merge:
+                    wait = min(wait, max(0.0, queue[0].arrival + delay - now))
+        return max(0, int(wait * 1000 + 0.999))
+
+    def _announce(self) -> None:
+        if self.ready_announced:
+            return
+        ready = [w for w in self.workers.values() if w.models]
+        if len(ready) >= self.cfg.workers:
+            self.ready_announced = True
+            models = sorted({m for w in ready for m in w.models}) or self.cfg.models
+            self.log(f"ready on {self.endpoint} (workers connect to {self.worker_endpoint}); "
+                     f"models: {', '.join(models) or 'none yet'}; {len(ready)} worker(s)")
+
+    # ---------------------------------------------------------------------- clients
+
+    def _reply(self, envelope: list, frames: list) -> None:
+        with contextlib.suppress(zmq.ZMQError):  # the client is gone
+            self.frontend.send_multipart([*envelope, *frames], copy=False)
+
+    def _error(self, envelope: list, request_id: Any, code: str, message: str,
+               model: str | None = None) -> None:
+        self.totals["errors"] += 1
+        if model in self.stats:
+            self.stats[model].errors += 1
+        self._reply(envelope, P.reply_error(request_id, code, message))
+
+    def _on_client(self, frames: list) -> None:
+        self.totals["received"] += 1
+        now = time.monotonic()
+        if len(frames) >= 2 and len(frames[1]) == 0:
+            envelope, body = frames[:2], frames[2:]  # a REQ client: identity, empty delimiter
+        else:
+            envelope, body = frames[:1], frames[1:]
+        try:
+            header = P.parse_request(body, self.cfg.limits)
+        except P.ProtocolError as error:
+            self._error(envelope, P.safe_id(body[0]) if body else None, error.code, str(error))
+            return
+        op = header["op"]
+        if op in BROKER_OPS:
+            self.totals["requests"] += 1
+            self._reply(envelope, P.reply_ok(header["id"], getattr(self, f"_op_{op}")()))
+            return
+        model = header.get("model")
+        if model is None:
+            self._error(envelope, header["id"], "bad_request", f"op {op!r} needs a 'model'")
+            return
+        self.totals["requests"] += 1
+        pending = Pending(envelope, body, header, now)
+        if self._queued() >= self.cfg.max_queue:
+            self._error(envelope, header["id"], "busy", f"the server holds "
+                        f"{self.cfg.max_queue} queued requests; retry later", model)
+            return
+        self._route(pending)
+
+    def _describe(self, model: str) -> dict[str, Any] | None:
+        for w in self.workers.values():
+            if model in w.models:
+                return w.models[model]
+        return None
+
+    def _queued(self) -> int:
+        return (sum(len(q) for q in self.queues.values())
+                + sum(len(q) for q in self.waiting.values())
+                + sum(len(w.pinned) for w in self.workers.values()))
+
+    def _route(self, p: Pending) -> None:
+        """Put a request in the queue it belongs to (or answer it with an error)."""
+        desc = self._describe(p.model)
+        request_id = p.header["id"]
+        if desc is None:
+            if p.model in self.cfg.models:
+                self.waiting.setdefault(p.model, deque()).append(p)  # workers still starting
+                return
+            served = sorted({m for w in self.workers.values() for m in w.models})
+            self._error(p.envelope, request_id, "unknown_model",
+                        f"this server does not serve {p.model!r}; it serves "
+                        f"{', '.join(served) or 'nothing yet'}")
+            return
+        op = desc["ops"].get(p.op)
+        if op is None:
+            self._error(p.envelope, request_id, "unknown_op", f"model {p.model!r} has no op "
+                        f"{p.op!r}; it has {', '.join(desc['ops'])}", p.model)
+            return
+        expected = p.header.get("sha256")
+        if expected is not None and expected != desc["sha256"]:
+            self._error(p.envelope, request_id, "weights_mismatch",
+                        f"model {p.model!r}: the server's weights have sha256 "
+                        f"{desc['sha256'][:16]}..., the client expects {expected[:16]}...; "
+                        "both sides must use identical weights", p.model)
+            return
+        if op.get("session") in ("use", "end"):
+            sid = (p.header.get("params") or {}).get("session")
+            owner = self.sessions.get(sid) if isinstance(sid, str) else None
+            if owner is None:
+                self._error(p.envelope, request_id, "unknown_session",
+                            f"unknown LM session {sid!r} (expired, closed, or the server or "
+                            "its worker restarted): start again", p.model)
+                return
+            p.session = sid
+            owner.pinned.append(p)
+            return
+        p.merge = bool(op.get("merge")) and self.cfg.max_batch > 1
+        if p.merge:
+            arrays = p.header.get("arrays") or []
+            p.key = (p.model, p.op, P.canonical_params(p.header.get("params") or {}),
+                     tuple((a["dtype"], tuple(a["shape"][1:])) for a in arrays),
+                     all(a["shape"] for a in arrays) and bool(arrays))
+        else:
+            p.key = (p.model, p.op)
+        self.queues.setdefault(p.key, deque()).append(p)
+
+    # ----------------------------------------------------------------------- batching
+
+    def _schedule(self, now: float) -> None:
+        delay = self.cfg.max_delay_ms / 1000.0
+        for w in self.workers.values():
+            if w.task is not None or not w.models:
+                continue
+            if w.pinned:
+                batch = [w.pinned.popleft() for _ in range(min(len(w.pinned),
+                                                               self.cfg.max_batch))]
+                self._dispatch(w, batch, merge=False, now=now)
+                continue
+            best, best_age = None, None
+            for key, queue in self.queues.items():
+                if not queue or key[0] not in w.models:
+                    continue
+                head = queue[0]
+                ready = (not head.merge or len(queue) >= self.cfg.max_batch
+                         or now >= head.arrival + delay)
+                if ready and (best_age is None or head.arrival < best_age):
+                    best, best_age = key, head.arrival
+            if best is None:
+                continue
+            queue = self.queues[best]
+            batch, rows = [], 0
+            while queue and len(batch) < self.cfg.max_batch:
+                if batch and rows + queue[0].rows > MAX_BATCH_ROWS:
+                    break
+                p = queue.popleft()
+                if now > p.deadline:
+                    self._error(p.envelope, p.header["id"], "expired", "the request waited "
+                                "longer than its timeout_ms", p.model)
+                    continue
+                batch.append(p)
+                rows += p.rows
+            if not queue:
+                del self.queues[best]
+            if batch:
+                self._dispatch(w, batch, merge=batch[0].merge, now=now)
+
+    def _dispatch(self, w: WorkerState, batch: list[Pending], merge: bool, now: float) -> None:
+        for p in batch:
+            desc = w.models.get(p.model, {})
+            if desc.get("ops", {}).get(p.op, {}).get("session") == "start":
+                sid = uuid.uuid4().hex
+                header = dict(p.header)
+                header["params"] = {**(header.get("params") or {}), "session": sid}
+                p.frames = [json.dumps(header).encode(), *p.frames[1:]]
+                self.sessions[sid] = w
+                w.sessions.add(sid)
+            elif desc.get("ops", {}).get(p.op, {}).get("session") == "end":
+                self.sessions.pop(p.session, None)
+                w.sessions.discard(p.session)
+        task = next(self.task_ids)
+        items = [{"tag": i, "frames": len(p.frames)} for i, p in enumerate(batch)]
+        control = json.dumps({"type": "task", "task": task, "merge": merge, "items": items})
+        frames = [w.wid, P.WORKER_MAGIC, control.encode()]
+        for p in batch:
+            frames.extend(p.frames)
+        try:
+            self.backend.send_multipart(frames, copy=False)
+        except zmq.ZMQError as error:
+            self.log(f"cannot send a task to worker {w.wid.decode()}: {error}")
+            self._drop_worker(w, "unreachable")
+            return
+        w.task, w.items = task, batch
+        for model in {p.model for p in batch}:
+            stats = self.stats.setdefault(model, ModelStats())
+            stats.batches += 1
+            stats.batch_sizes[sum(p.model == model for p in batch)] += 1
+
+    # ------------------------------------------------------------------------ workers
+
+    def _send_worker(self, wid: bytes, message: dict[str, Any]) -> None:
+        with contextlib.suppress(zmq.ZMQError):
+            self.backend.send_multipart([wid, P.WORKER_MAGIC, json.dumps(message).encode()])
+
+    def _on_worker(self, frames: list) -> None:
+        ident = bytes(frames[0].buffer)
+        msg = _control(frames[1:])
+        if msg is None:
+            return
+        kind = msg.get("type")
+        now = time.monotonic()
+        if kind == "heartbeat":
+            wid = str(msg.get("worker", "")).encode()
+            w = self.workers.get(wid)
+            if w is not None:
+                w.last_seen = now
+            elif wid.startswith(b"w-"):
+                self._send_worker(wid, {"type": "reset"})
+            return
+        w = self.workers.get(ident)
+        if w is not None:
+            w.last_seen = now
+        if kind == "hello":
+            self._send_worker(ident, {"type": "config", "models": self.cfg.models})
+        elif kind == "ready":
+            self._register(ident, msg, now)
+        elif kind == "done":
+            if w is None:
+                self._send_worker(ident, {"type": "reset"})
+            elif msg.get("task") == w.task:
+                self._complete(w, msg, frames[3:], now)
+        elif kind == "fatal":
+            text = str(msg.get("message", "a worker failed"))
+            self.log(f"worker {ident.decode(errors='replace')} cannot start: {text}")
+            if not self.ready_announced and self.cfg.workers:
+                self.fatal = text
+        elif kind == "bye" and w is not None:
+            self._drop_worker(w, "left")
+
+    def _register(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
+        models = {}
+        for desc in msg.get("models") or []:
+            if not isinstance(desc, dict) or not isinstance(desc.get("name"), str):
+                continue
+            known = self._describe(desc["name"])
+            if known is not None and self.workers.get(ident, None) is None and (
+                    known["sha256"] != desc.get("sha256")
+                    or (known["kind"] == "lm" and known["device"] != desc.get("device"))):
+                reason = (f"model {desc['name']!r} of this worker (sha256 "
+                          f"{str(desc.get('sha256'))[:16]}..., {desc.get('device')}) differs "
+                          f"from the one already served ({known['sha256'][:16]}..., "
+                          f"{known['device']}): every worker must serve identical weights")
+                self.log(f"refused worker {ident.decode(errors='replace')}: {reason}")
+                self._send_worker(ident, {"type": "stop", "reason": reason})
+                return
+            models[desc["name"]] = desc
+        w = self.workers.get(ident)
+        if w is None:
+            w = self.workers[ident] = WorkerState(ident, models, now)
+            if self.ready_announced or self.cfg.workers == 0:
+                self.log(f"worker {ident.decode()} ({msg.get('host')}, pid {msg.get('pid')}) "
+                         f"joined: {', '.join(models)}")
+        else:
+            w.models = models
+        w.pid, w.host = msg.get("pid"), str(msg.get("host", ""))
+        for name in models:
+            self.stats.setdefault(name, ModelStats())
+            for p in self.waiting.pop(name, deque()):
+                self._route(p)
+
+    def _complete(self, w: WorkerState, msg: dict[str, Any], frames: list, now: float) -> None:
+        items, pos = msg.get("items") or [], 0
+        batch = w.items
+        for item in items:
+            count = int(item.get("frames", 0))
+            reply = frames[pos:pos + count]
+            pos += count
+            tag = item.get("tag")
+            if not isinstance(tag, int) or not 0 <= tag < len(batch) or not reply:
+                continue
+            p = batch[tag]
+            stats = self.stats.setdefault(p.model, ModelStats())
+            stats.requests += 1
+            stats.rows += p.rows
+            stats.latency.append(now - p.arrival)
+            if b'"ok":false' in bytes(P._frame_bytes(reply[0])[:200]):
+                stats.errors += 1
+                self.totals["errors"] += 1
+            self._reply(p.envelope, reply)
+        w.task, w.items = None, []
+        w.tasks_done += 1
+
+    def _drop_worker(self, w: WorkerState, why: str) -> None:
+        self.workers.pop(w.wid, None)
+        self.log(f"worker {w.wid.decode(errors='replace')} {why}; "
+                 f"{len(w.items)} request(s) in flight")
+        for sid in w.sessions:
+            self.sessions.pop(sid, None)
+        lost = list(w.pinned)
+        for p in w.items:
+            op = w.models.get(p.model, {}).get("ops", {}).get(p.op, {})
+            p.attempts += 1
+            if op.get("session") in ("use", "end") or p.attempts > 2:
+                lost.append(p)
+            else:
+                self._route_front(p)
+        for p in lost:
+            self._error(p.envelope, p.header["id"], "worker_lost", f"the worker running this "
+                        f"request {why}; LM sessions on it are gone", p.model)
+
+    def _route_front(self, p: Pending) -> None:
+        self._route(p)
+        queue = self.queues.get(p.key)
+        if queue and queue[-1] is p:
+            queue.rotate(1)  # retried work goes first
+
+    def _housekeeping(self, now: float) -> None:
+        for w in list(self.workers.values()):
+            if now - w.last_seen > WORKER_TIMEOUT_S:
+                self._drop_worker(w, f"sent nothing for {WORKER_TIMEOUT_S:g} s")
+        for source in (self.queues, self.waiting):
+            for key in list(source):
+                queue = source[key]
+                while queue and now > queue[0].deadline:
+                    p = queue.popleft()
+                    code = "no_worker" if source is self.waiting else "expired"
+                    self._error(p.envelope, p.header["id"], code, "the request waited longer "
+                                "than its timeout_ms" + (" for a worker serving "
+                                                         f"{p.model!r}" if code == "no_worker"
+                                                         else ""), p.model)
+                if not queue:
+                    del source[key]
+        for entry in self.local:
+            proc = entry["proc"]
+            if self.stop_event.is_set() or proc.poll() is None:
+                continue
+            if proc.returncode == 2:
+                continue  # it could not load its models (logged): restarting would not help
+            if entry["respawn_at"] is None:
+                entry["respawn_at"] = now + RESPAWN_DELAY_S
+                if self.fatal is None:
+                    self.log(f"local worker pid {proc.pid} exited with status "
+                             f"{proc.returncode}; restarting it")
+            elif now >= entry["respawn_at"] and self.fatal is None:
+                entry["proc"], entry["respawn_at"] = self._spawn(), None
+
+    # ----------------------------------------------------------------------- broker ops
+
+    def _op_health(self) -> dict[str, Any]:
+        from genjscc import __version__
+
+        alive = [w for w in self.workers.values() if w.models]
+        models = sorted({m for w in alive for m in w.models})
+        status = "ok" if alive else ("starting" if not self.ready_announced else "no_workers")
+        return {"status": status, "protocol": P.VERSION, "version": __version__,
+                "uptime_s": round(time.monotonic() - self.started, 3), "workers": len(alive),
+                "models": models, "queued": self._queued()}
+
+    def _op_models(self) -> dict[str, Any]:
+        out: dict[str, dict[str, Any]] = {}
+        for w in self.workers.values():
+            for name, desc in w.models.items():
+                entry = out.setdefault(name, {**desc, "workers": 0})
+                entry["workers"] += 1
+        return {"models": list(out.values())}
+
+    def _op_stats(self) -> dict[str, Any]:
+        workers = [{"id": w.wid.decode(errors="replace"), "host": w.host, "pid": w.pid,
+                    "busy": w.task is not None, "tasks_done": w.tasks_done,
+                    "sessions": len(w.sessions), "models": sorted(w.models)}
+                   for w in self.workers.values()]
+        return {"uptime_s": round(time.monotonic() - self.started, 3),
+                "received": self.totals["received"], "requests": self.totals["requests"],
+                "errors": self.totals["errors"], "queued": self._queued(),
+                "max_batch": self.cfg.max_batch, "max_delay_ms": self.cfg.max_delay_ms,
+                "workers": workers,
+                "models": {name: s.report() for name, s in self.stats.items()}}
+
+
+def serve(config: ServeConfig, stop_event: threading.Event | None = None) -> None:
+    """Run a broker with its local workers until ``stop_event`` is set (or SIGINT/SIGTERM when
+    called from the main thread)."""
+    import signal
+
+    broker = Broker(config)
+    if stop_event is not None:
+        broker.stop_event = stop_event
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: broker.stop_event.set())
+    try:
+        broker.start()
+        broker.run()
+    finally:
+        broker.close()
