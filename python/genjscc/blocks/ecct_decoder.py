@@ -9,6 +9,7 @@ import numpy as np
 import pmt
 import torch
 
+from genjscc.blocks._backend import ServerBackend
 from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
 from genjscc.core.ecct.decoder import build_decoder
 from genjscc.core.fec.codes import get_code
@@ -37,31 +38,48 @@ class ecct_decoder(PduBlock):
 
     Parameters: ``code``: shipped code name (``genjscc ber --help`` lists them); ``model``:
     zoo name or ``.safetensors`` file (empty: the zoo's ``ecct-<code>``); ``output``;
-    ``device``: torch device; ``backend``: ``"local"`` (in-process torch; the inference-server
-    backend is not available for ECCT yet); ``llr_clip``.
+    ``device``: torch device; ``backend``: ``"local"`` (in-process torch) or
+    ``"tcp://HOST:PORT"`` (a ``genjscc serve`` inference server serving that model: its
+    weights sha256 must equal the local zoo's or file's when the model is known here);
+    ``fallback``: with a server, ``"none"`` (frames whose server call fails are emitted with
+    the hard decision ``llr < 0`` and marked) or ``"local"`` (decoded locally instead);
+    ``timeout_s``: seconds to wait for the server per PDU; ``llr_clip``.
+
+    With a server backend every output PDU carries ``backend_ok`` (bool), ``backend``
+    (``server``, ``failed`` or ``local-fallback``) and, on failure, ``backend_error`` (an
+    error code); failures are counted in ``num_backend_failures()``. The flowgraph keeps
+    running while the server is down and uses it again as soon as it answers.
 
     Rejected (logged, counted in ``num_errors()``, dropped): not an f32 PDU, empty, a length
     that is not a multiple of ``n``.
     """
 
     def __init__(self, code: str = "POLAR_N64_K32", model: str = "", output: str = "info",
-                 device: str = "cpu", backend: str = "local", llr_clip: float = 30.0):
+                 device: str = "cpu", backend: str = "local", llr_clip: float = 30.0,
+                 fallback: str = "none", timeout_s: float = 2.0):
         PduBlock.__init__(self, "genjscc_ecct_decoder")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-        if backend != "local":
-            raise ValueError(f"backend {backend!r}: ecct_decoder only runs locally so far; use "
-                             "backend='local'")
         if not (np.isfinite(llr_clip) and llr_clip > 0):
             raise ValueError(f"llr_clip must be a finite positive number, got {llr_clip}")
         self.code = get_code(code)
         self.output = output
         self.llr_clip = float(llr_clip)
         self.device = torch.device(device)
-        self.decoder = build_decoder(self.code, model=model or None, device=self.device)
+        self.backend = ServerBackend(self.logger, backend, fallback, timeout_s)
+        self.decoder = None
+        if not self.backend.remote or fallback == "local":
+            self.decoder = build_decoder(self.code, model=model or None, device=self.device)
+        self.remote = None
+        if self.backend.remote:
+            self.remote = self.backend.client.decoder("ecct", self.code, model=model or None)
         self._info = torch.as_tensor(np.asarray(self.code.info_positions), dtype=torch.long)
         self._lock = threading.Lock()
         self._num_codewords = 0
+
+    def num_backend_failures(self) -> int:
+        """PDUs whose server call failed (emitted marked, or decoded by the local fallback)."""
+        return self.backend.num_failures()
 
     def num_codewords(self) -> int:
         """Codewords decoded so far."""
@@ -75,7 +93,15 @@ class ecct_decoder(PduBlock):
             raise PduError(f"{llr.size} LLRs are not a whole number of codewords of n = {n}; "
                            "the decoder's code must equal the encoder's")
         words = np.clip(np.nan_to_num(llr, nan=0.0), -self.llr_clip, self.llr_clip)
-        bits = self.decoder(torch.from_numpy(words.reshape(-1, n)).to(self.device))
+        batch = torch.from_numpy(words.reshape(-1, n))
+        backend = None
+        if self.remote is None:
+            bits = self.decoder(batch.to(self.device))
+        else:
+            bits, backend = self.backend.run(
+                lambda: self.remote(batch),
+                (lambda: self.decoder(batch.to(self.device))) if self.decoder else None,
+                lambda: (batch < 0).to(torch.uint8))
         syndrome_ok = not bool(self.code.syndrome(bits).any())
         if self.output == "info":
             bits = bits.index_select(1, self._info.to(bits.device))
@@ -85,4 +111,6 @@ class ecct_decoder(PduBlock):
         meta = pmt.dict_add(meta, KEY_CODEWORDS, pmt.from_long(llr.size // n))
         meta = pmt.dict_add(meta, KEY_NUM_BITS, pmt.from_long(int(out.size)))
         meta = pmt.dict_add(meta, KEY_SYNDROME_OK, pmt.from_bool(syndrome_ok))
+        if backend is not None:
+            meta = ServerBackend.add_meta(meta, backend)
         return make_pdu(meta, out)

@@ -27,6 +27,7 @@ import numpy as np
 import pmt
 import torch
 
+from genjscc.blocks._backend import ServerBackend
 from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
 from genjscc.blocks.qam_mapper import INPUT_FORMATS, KEY_NUM_BITS, bits_from_bytes
 from genjscc.core.fec.codes import get_code
@@ -144,7 +145,14 @@ class ldpc_decoder(PduBlock):
     ``"normalized-minsum"``, ``"offset-minsum"``, their ``-layered`` variants, ``"ldpc-cpp"``,
     ``"none"``); ``num_iters``: maximum iterations (each codeword stops early at a zero
     syndrome); ``output_format``; ``device``: torch device of the decoder (``"cpu"`` or e.g.
-    ``"cuda"``); ``options``: dict of decoder options (e.g. ``{"scaling": 0.8}``).
+    ``"cuda"``); ``options``: dict of decoder options (e.g. ``{"scaling": 0.8}``);
+    ``backend``: ``"local"`` (in-process) or ``"tcp://HOST:PORT"``, a ``genjscc serve``
+    server with a ``bp:CODE`` model of this code's parity-check matrix (rate recovery stays
+    here; the server decodes); ``fallback``: ``"none"`` (a PDU whose server call fails is
+    emitted from the hard decisions, so its CRC fails, and marked) or ``"local"``;
+    ``timeout_s``: seconds to wait for the server per PDU. With a server, output metadata
+    also holds ``backend_ok``, ``backend`` and on failure ``backend_error``; failures are
+    counted in ``num_backend_failures()``.
 
     Rejected (logged, counted in ``num_errors()``, dropped): not an f32 PDU, empty, a length
     that is not a multiple of ``e``, metadata ``num_info_bits`` or ``codewords`` that do not
@@ -160,6 +168,9 @@ class ldpc_decoder(PduBlock):
         output_format: str = "packed",
         device: str = "cpu",
         options: dict | None = None,
+        backend: str = "local",
+        fallback: str = "none",
+        timeout_s: float = 2.0,
     ):
         PduBlock.__init__(self, "genjscc_ldpc_decoder")
         if output_format not in OUTPUT_FORMATS:
@@ -170,7 +181,16 @@ class ldpc_decoder(PduBlock):
         self.crc = _make_crc(crc)
         self.output_format = output_format
         self.device = torch.device(device)
-        self.decoder = make_decoder(decoder, self.code, num_iters, **dict(options or {}))
+        self.backend = ServerBackend(self.logger, backend, fallback, timeout_s)
+        self.decoder = None
+        if not self.backend.remote or fallback == "local":
+            self.decoder = make_decoder(decoder, self.code, num_iters, **dict(options or {}))
+        self.remote = None
+        if self.backend.remote:
+            if str(decoder).strip().lower() == "ecct":
+                raise ValueError("ldpc_decoder decodes with BP; use ecct_decoder for ECCT")
+            self.remote = self.backend.client.decoder(decoder, self.code, num_iters,
+                                                      **dict(options or {}))
         self._info_positions = torch.as_tensor(np.asarray(self.code.info_positions),
                                                dtype=torch.long)
         self._stats_lock = threading.Lock()
@@ -181,6 +201,10 @@ class ldpc_decoder(PduBlock):
     def crc_length(self) -> int:
         """CRC bits per PDU (0 without CRC)."""
         return self.crc.length if self.crc is not None else 0
+
+    def num_backend_failures(self) -> int:
+        """PDUs whose server call failed (emitted marked, or decoded by the local fallback)."""
+        return self.backend.num_failures()
 
     def num_crc_fail(self) -> int:
         """Decoded PDUs whose CRC failed (they are emitted with ``crc_ok`` False)."""
@@ -205,7 +229,7 @@ class ldpc_decoder(PduBlock):
         max_info = num_cw * k - self.crc_length
         num_info = _check_meta_long(meta, KEY_NUM_INFO_BITS, 1, max_info)
 
-        bits, iterations, syndrome_ok = self._decode(llr.reshape(num_cw, e))
+        bits, iterations, syndrome_ok, backend = self._decode(llr.reshape(num_cw, e))
         info = bits.index_select(1, self._info_positions.to(bits.device)).reshape(-1).cpu()
         crc_ok = bool(self.crc.check(info)) if self.crc is not None else None
         if num_info is None:  # no metadata: keep the padding (whole bytes when packed)
@@ -222,16 +246,32 @@ class ldpc_decoder(PduBlock):
         meta = pmt.dict_add(meta, KEY_ITERATIONS, pmt.from_long(iterations))
         meta = pmt.dict_add(meta, KEY_CODEWORDS, pmt.from_long(num_cw))
         meta = pmt.dict_add(meta, KEY_NUM_BITS, pmt.from_long(int(payload.size)))
+        if backend is not None:
+            meta = ServerBackend.add_meta(meta, backend)
         return make_pdu(meta, out.astype(np.uint8, copy=False))
 
-    def _decode(self, llr: np.ndarray) -> tuple[torch.Tensor, int, bool]:
-        """Codeword bits ``[C, n]``, most iterations, and whether all syndromes are zero."""
+    def _decode(self, llr: np.ndarray) -> tuple[torch.Tensor, int, bool, dict | None]:
+        """Codeword bits ``[C, n]``, most iterations, whether all syndromes are zero, and what
+        decoded them (None: the local decoder; else the backend metadata)."""
         llr_cw = self.code.rate_recover(torch.from_numpy(llr).to(self.device))
-        decode = getattr(self.decoder, "decode", None)
+        if self.remote is None:
+            return (*self._decode_with(self.decoder, llr_cw), None)
+
+        def failed() -> tuple[torch.Tensor, int, bool]:
+            bits = (llr_cw < 0).to(torch.uint8)  # the hard decision: its CRC check fails
+            return bits, 0, not bool(self.code.syndrome(bits).any())
+
+        local = (lambda: self._decode_with(self.decoder, llr_cw)) if self.decoder else None
+        result, backend = self.backend.run(lambda: self._decode_with(self.remote, llr_cw.cpu()),
+                                           local, failed)
+        return (*result, backend)
+
+    def _decode_with(self, decoder: Any, llr_cw: torch.Tensor) -> tuple[torch.Tensor, int, bool]:
+        decode = getattr(decoder, "decode", None)
         if decode is not None:  # BPDecoder: iterations and syndromes come with the result
             res = decode(llr_cw)
             return res.bits, int(res.num_iters.max()), bool(res.syndrome_ok.all())
-        bits = self.decoder(llr_cw)
+        bits = decoder(llr_cw)
         syndrome_ok = not bool(self.code.syndrome(bits).any())
         return bits, -1, syndrome_ok
 

@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch threads while coding; decoding uses the same (%(default)s)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="decode on the same device type (%(default)s)")
+    parser.add_argument("--backend", default="local", metavar="tcp://HOST:PORT",
+                        help="compute the probabilities on a genjscc serve inference server "
+                             "(same container, bit for bit, as a local run on the server's "
+                             "device type)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -36,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from genjscc.core.source.codec import DEFAULT_CHUNK_SIZE, compress, load_model
 
     data = read_input(args.input)
-    model = load_model(args.model, args.device)
+    if args.backend not in (None, "", "local"):
+        from genjscc.serve.client import connect
+
+        model = connect(args.backend).lm(args.model)
+    else:
+        model = load_model(args.model, args.device)
     blob = with_bar("compress", "sym", args.quiet, lambda bar: compress(
         data, model, chunk_size=args.chunk or DEFAULT_CHUNK_SIZE,
         batch=args.batch, threads=args.threads, progress=bar))

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model path for containers made with a local model")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: the device type the container was made on")
+    parser.add_argument("--backend", default="local", metavar="tcp://HOST:PORT",
+                        help="compute the probabilities on a genjscc serve inference server "
+                             "that serves the container's model")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -33,13 +36,17 @@ def run(args: argparse.Namespace) -> int:
 
     blob = read_input(args.input)
     header, _ = parse_header(blob)
-    if args.device is None and header.device == "cuda":
-        import torch
+    if args.backend not in (None, "", "local"):
+        model = _remote_model(args.backend, header)
+    else:
+        if args.device is None and header.device == "cuda":
+            import torch
 
-        if not torch.cuda.is_available():
-            raise GenjsccError("this container was coded on CUDA and torch sees no GPU here; "
-                               "decode it on a CUDA machine (--device cpu would fail the CRCs)")
-    model = model_for_container(blob, args.device or header.device, args.model)
+            if not torch.cuda.is_available():
+                raise GenjsccError("this container was coded on CUDA and torch sees no GPU "
+                                   "here; decode it on a CUDA machine (--device cpu would fail "
+                                   "the CRCs)")
+        model = model_for_container(blob, args.device or header.device, args.model)
     result = with_bar("decompress", "sym", args.quiet, lambda bar: decompress(
         blob, model, use_placeholder=args.placeholder, progress=bar))
     write_output(args.output, result.data)
@@ -47,3 +54,15 @@ def run(args: argparse.Namespace) -> int:
         kept = "with placeholders" if args.placeholder else "without them"
         raise GenjsccError(f"{result.summary()}; wrote the recovered chunks {kept}")
     return 0
+
+
+def _remote_model(backend: str, header):
+    """The server's model with the container's weights, on the container's device type."""
+    from genjscc.serve.client import connect
+
+    model = connect(backend).lm(header.model_id, expected_sha256=header.model_sha256)
+    if model.compute_device != header.device:
+        raise GenjsccError(f"this container was coded on {header.device}; the server computes "
+                           f"on {model.compute_device}, whose probabilities differ: use a "
+                           f"server on {header.device}")
+    return model

@@ -36,6 +36,8 @@ examples:
   genjscc ber --code POLAR_N64_K32 --decoder bp --channel rayleigh --ebno 5,10,15
   genjscc ber --code uncoded:64 --decoder none --modulation 16qam --ebno 0:10:2
   genjscc ber --code POLAR_N64_K32 --decoder ecct --model ecct-polar_n64_k32 --ebno 4,5,6
+  genjscc ber --code POLAR_N64_K32 --decoder ecct --ebno 4,5,6 --backend tcp://gpu-host:5555
+                                      the decoder runs on a genjscc serve inference server
 
 A negative Eb/N0 list needs the = form: --ebno=-2:2:1.
 """
@@ -79,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="words per batch (default: about 2**18 coded bits)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
+    parser.add_argument("--backend", default="local", metavar="tcp://HOST:PORT",
+                        help="decode on a genjscc serve inference server (ecct: a model of "
+                        "the code; BP family: a bp:CODE model) instead of in-process")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON list (one object per Eb/N0) instead of a table")
     parser.add_argument("--plot", metavar="OUT.png", default=None,
@@ -248,7 +253,15 @@ def run(args: argparse.Namespace) -> int:
                            "with; use --decoder none")
     if device.type != "cpu" and args.decoder not in ("ldpc-cpp", "none"):
         options.setdefault("device", device)
-    decoder = make_decoder(args.decoder, code, num_iters=args.iters, **options)
+    if getattr(args, "backend", "local") not in (None, "", "local"):
+        from genjscc.serve.client import connect
+
+        options.pop("device", None)
+        decoder = connect(args.backend).decoder(args.decoder, code, num_iters=args.iters,
+                                                **options)
+        decoder.resolve()  # a dead server or a missing model: one line, before the sweep
+    else:
+        decoder = make_decoder(args.decoder, code, num_iters=args.iters, **options)
     points = simulate_ber(
         code, decoder, ebno, modulation=args.modulation, channel=args.channel,
         min_errors=args.min_errors, max_words=args.max_words, batch_size=args.batch,
