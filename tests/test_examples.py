@@ -8,6 +8,7 @@ fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -31,7 +32,24 @@ EXPECTED_OUTPUT = {
     "ecct_vs_bp_loopback": "(decoder . ecct)",
     "pdu_channel_loopback": "noise_var",
     "qam_ofdm_loopback": "noise_var",
+    "server_offload_loopback": "(backend . server)",
 }
+
+# Examples whose neural blocks use an inference server: the test starts `genjscc serve` with
+# these models on a free port and passes it to the script as --backend.
+SERVED_EXAMPLES = {"server_offload_loopback": "ecct-polar_n64_k32,bp:POLAR_N64_K32"}
+
+
+@contextlib.contextmanager
+def _server_for(name: str):
+    """The script's extra arguments; a running server for SERVED_EXAMPLES."""
+    if name not in SERVED_EXAMPLES:
+        yield []
+        return
+    from serve_helpers import ServerProcess
+
+    with ServerProcess("--models", SERVED_EXAMPLES[name]) as server:
+        yield ["--backend", server.endpoint]
 
 
 def grc_env() -> dict[str, str]:
@@ -62,9 +80,10 @@ def test_example_compiles_and_runs(grc, tmp_path):
 
     out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     marker = EXPECTED_OUTPUT.get(grc.stem)
-    with out_path.open("w") as out_f, err_path.open("w") as err_f:
+    with _server_for(grc.stem) as script_args, out_path.open("w") as out_f, \
+            err_path.open("w") as err_f:
         proc = subprocess.Popen(
-            [sys.executable, "-u", str(scripts[0])],
+            [sys.executable, "-u", str(scripts[0]), *script_args],
             env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f,
         )
         try:
