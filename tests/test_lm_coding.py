@@ -235,7 +235,7 @@ def test_train_recipe_smoke_and_resume(tmp_path) -> None:
     (data / "notes.txt").write_bytes(ENGLISH * 3)
     (data / "milton" / "areopagitica_gut.txt").write_bytes(ENGLISH[::-1])
     common = ["--data", str(data), "--hidden", "8", "--embed", "4", "--batch", "2",
-              "--window", "16", "--work-dir", str(tmp_path / "work"), "--checkpoint-every", "1",
+              "--window", "16", "--bptt", "8", "--work-dir", str(tmp_path / "work"), "--checkpoint-every", "1",
               "--out", str(tmp_path / "m.safetensors"), "--card", str(tmp_path / "m.md"),
               "--valid-bytes", "200"]
 

@@ -1,16 +1,24 @@
-"""Train the small byte-level GRU LM (genjscc.core.source.small) on a folder of text.
+"""Train the small byte-level LM (genjscc.core.source.small, GRU or LSTM) on a folder of text.
 
 Data: every ``*.txt`` under DATA (default /work/shared/data/text, a developer tool's input; the
 product never reads it), except ``metadata.txt`` and licence files. Held out for validation:
-whole files (``HELD_OUT_FILES``) and the tail of each large concatenation of documents
-(``--tail-fraction`` of it, cut at a blank line, so whole documents apart from the first).
-Training samples random windows that start from the begin-of-chunk input with a zero state,
-exactly as the coder starts every chunk.
+whole files (``HELD_OUT_FILES``: Milton's prose Areopagitica and Shakespeare's Tempest) and the
+tail of each large concatenation of documents (``--tail-fraction`` of it, cut at a blank line).
 
-Resumable: a checkpoint (model, optimizer, step, elapsed time, RNG) is written to WORK_DIR every
-``--checkpoint-every`` steps and when the time budget ends; ``--resume`` continues from it.
-The result is written as safetensors plus a model card, and ``--register`` records it in the zoo
-manifest with its sha256.
+Training matches coding: every sample is a window of ``--window`` bytes (default 2048, the
+coder's default chunk) that starts from the begin-of-chunk input and the model's initial state,
+exactly as the coder starts every chunk; it is learned by truncated back-propagation through
+time, one optimizer step per ``--bptt`` bytes, the state carried (detached) across the window.
+Windows are drawn from the top-level folders with probability proportional to
+``size ** --sampling-alpha`` (0.5: small folders such as milton/ weigh more than their size;
+1: uniform over bytes), uniformly inside a folder.
+
+Resumable: RUN_DIR/checkpoint.pt (model, optimizer, step, elapsed time, RNG) is written every
+``--checkpoint-every`` steps and when the time budget ends, with a line per checkpoint in
+RUN_DIR/log.jsonl; ``--resume`` continues from it (the cosine schedule follows this call's
+``--steps``), ``--export`` writes weights and card from it without training. The result is
+safetensors plus a model card, and ``--register`` records it in the zoo manifest with its
+sha256.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from torch.nn import functional as F
 from genjscc.core.source.small import (
     BOS,
     BYTE_VOCAB,
+    CELLS,
     SmallByteLM,
     SmallLMConfig,
     save_small_lm,
@@ -40,6 +49,7 @@ from genjscc.errors import GenjsccError
 
 DEFAULT_DATA = Path("/work/shared/data/text")
 HELD_OUT_FILES = ("milton/areopagitica_gut.txt", "shakespeare/tempest_gut.txt")
+ENGLISH_PROSE = "milton/areopagitica_gut.txt"  # the held-out English prose of the targets
 LARGE_FILE = 1 << 22  # files above 4 MiB are concatenations of many documents
 EXCLUDED = ("metadata.txt",)
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
@@ -73,25 +83,76 @@ def validation_texts(root: Path = DEFAULT_DATA, max_bytes: int = 1 << 17) -> dic
     return {name: data[:max_bytes] for name, data in split_corpus(root)[1]}
 
 
-@torch.no_grad()
+class WindowSampler:
+    """Random training windows, folder-balanced (see the module docstring).
+
+    Args:
+        pieces: training (name, bytes); the folder is the name's first path component.
+        window: bytes per window (each window must fit inside one folder's text).
+        alpha: folder weight exponent: ``P(folder) ~ size ** alpha``.
+    """
+
+    def __init__(self, pieces: list[tuple[str, bytes]], window: int, alpha: float) -> None:
+        groups: dict[str, list[bytes]] = {}
+        for name, data in pieces:
+            groups.setdefault(name.split("/")[0] if "/" in name else ".", []).append(data)
+        self.names, texts = [], []
+        for name, parts in sorted(groups.items()):
+            text = b"\n\n".join(parts)
+            if len(text) > window:
+                self.names.append(name)
+                texts.append(torch.from_numpy(np.frombuffer(text, np.uint8).astype(np.int64)))
+        if not texts:
+            raise GenjsccError(f"no training folder holds more than --window {window} bytes")
+        self.texts = texts
+        self.window = window
+        sizes = torch.tensor([float(len(t)) for t in texts], dtype=torch.float64)
+        self.weights = sizes ** alpha / (sizes ** alpha).sum()
+        self.total_bytes = int(sizes.sum())
+
+    def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """``(batch, window)`` int64 bytes."""
+        folders = torch.multinomial(self.weights, batch, replacement=True, generator=generator)
+        rows = []
+        for folder in folders.tolist():
+            text = self.texts[folder]
+            start = int(torch.randint(0, len(text) - self.window, (1,), generator=generator))
+            rows.append(text[start:start + self.window])
+        return torch.stack(rows)
+
+    def describe(self) -> str:
+        return ", ".join(f"{n} {w:.0%}" for n, w in zip(self.names, self.weights.tolist(),
+                                                         strict=True))
+
+
+@torch.inference_mode()
 def evaluate_bpb(model: SmallByteLM, data: bytes, chunk_size: int = 2048,
-                 batch: int = 32) -> float:
-    """Cross-entropy in bits per byte, each chunk started cold as the coder does."""
+                 batch: int = 64) -> float:
+    """Cross-entropy in bits per byte through the coding step (:meth:`SmallByteLM.step`),
+    each chunk started cold as the coder does: the ideal code length the range coder gets
+    close to (before quantization to 24 bits and the container's overhead)."""
+    was_training = model.training
     model.eval()
     chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)]
+    device = model.head.weight.device
     total_bits = 0.0
     for start in range(0, len(chunks), batch):
         group = chunks[start:start + batch]
         width = max(len(c) for c in group)
-        target = torch.full((len(group), width), -100, dtype=torch.int64)
+        target = torch.zeros(len(group), width, dtype=torch.int64)
+        mask = torch.zeros(len(group), width, dtype=torch.bool)
         for row, chunk in enumerate(group):
             target[row, :len(chunk)] = torch.frombuffer(bytearray(chunk), dtype=torch.uint8)
-        inputs = torch.cat([torch.full((len(group), 1), BOS), target[:, :-1].clamp(min=0)], 1)
-        logits, _ = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, BYTE_VOCAB), target.reshape(-1),
-                               ignore_index=-100, reduction="sum")
-        total_bits += float(loss) / math.log(2)
-    model.train()
+            mask[row, :len(chunk)] = True
+        target, mask = target.to(device), mask.to(device)
+        state = model.initial_state(len(group))
+        tokens = torch.full((len(group),), BOS, dtype=torch.int64, device=device)
+        for t in range(width):
+            state, logits = model.step(state, tokens)
+            nll = F.cross_entropy(logits.float(), target[:, t], reduction="none")
+            total_bits += float(nll[mask[:, t]].sum()) / math.log(2)
+            tokens = target[:, t]
+    model.train(was_training)
     return total_bits / max(len(data), 1)
 
 
@@ -101,27 +162,51 @@ def xz_bpb(data: bytes) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = """examples:
+  genjscc train lm --work-dir lm-runs/try --minutes 10            a quick model
+  nohup genjscc train lm --work-dir lm-runs/gru768 --hidden 768 --steps 40000 \\
+      --register > lm-runs/gru768.log 2>&1 &                       the long run
+  genjscc train lm --work-dir lm-runs/gru768 --hidden 768 --steps 40000 --resume ...
+  genjscc train lm --work-dir lm-runs/gru768 --hidden 768 --steps 40000 --export --register
+"""
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="text folder (%(default)s)")
     parser.add_argument("--name", default="lm-small", help="zoo name (%(default)s)")
     parser.add_argument("--out", type=Path,
                         help="weights file (default zoo/weights/NAME.safetensors)")
     parser.add_argument("--card", type=Path, help="model card (default zoo/NAME.md)")
-    parser.add_argument("--work-dir", type=Path, default=Path("runs/lm"),
-                        help="checkpoints (%(default)s)")
+    parser.add_argument("--work-dir", type=Path, default=Path("lm-runs/lm"),
+                        help="checkpoint and log folder (%(default)s)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from WORK_DIR's checkpoint")
+    parser.add_argument("--export", action="store_true",
+                        help="write weights and card from WORK_DIR's checkpoint, no training")
     parser.add_argument("--register", action="store_true", help="add/update the zoo manifest entry")
+    parser.add_argument("--cell", choices=sorted(CELLS), default="gru")
     parser.add_argument("--hidden", type=int, default=384)
     parser.add_argument("--embed", type=int, default=64)
     parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=3000, help="schedule length (%(default)s)")
+    parser.add_argument("--no-learn-init", action="store_true",
+                        help="start chunks from a zero state instead of a learned one")
+    parser.add_argument("--bf16", action="store_true",
+                        help="train with bfloat16 autocast and code with bfloat16 matrix "
+                             "products (about 3x faster with AMX/AVX512-BF16; the LSTM uses "
+                             "oneDNN's fused kernel)")
+    parser.add_argument("--steps", type=int, default=3000,
+                        help="optimizer steps of the schedule (%(default)s)")
     parser.add_argument("--minutes", type=float, default=0.0,
-                        help="stop (and export) after this much training time; 0 = no limit")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--window", type=int, default=256, help="bytes per training sequence")
+                        help="stop (and export) after this call has trained this long; 0 = no "
+                             "limit")
+    parser.add_argument("--batch", type=int, default=32, help="windows per step (%(default)s)")
+    parser.add_argument("--window", type=int, default=2048,
+                        help="bytes per training window, started cold (%(default)s)")
+    parser.add_argument("--bptt", type=int, default=256,
+                        help="bytes per optimizer step inside a window (%(default)s)")
+    parser.add_argument("--sampling-alpha", type=float, default=0.5,
+                        help="folder weight exponent (%(default)s)")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="torch device (%(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--tail-fraction", type=float, default=0.03,
@@ -134,77 +219,125 @@ def _lr(step: int, total: int, peak: float, warmup: int = 100) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.threads < 1 or args.steps < 1 or args.batch < 1 or args.bptt < 1:
+        raise GenjsccError("--threads, --steps, --batch and --bptt must be >= 1")
+    if args.window < 2 or args.window % args.bptt:
+        raise GenjsccError("--window must be >= 2 and a multiple of --bptt")
+    if not 0 < args.tail_fraction < 0.5:
+        raise GenjsccError("--tail-fraction must be in (0, 0.5)")
+    if not 0 <= args.sampling_alpha <= 1:
+        raise GenjsccError("--sampling-alpha must be in [0, 1]")
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    if args.threads < 1 or args.steps < 1 or args.batch < 1 or args.window < 2:
-        raise GenjsccError("--threads, --steps, --batch must be >= 1 and --window >= 2")
+    _check_args(args)
     torch.set_num_threads(args.threads)  # a command: the process is ours
-    if not 0 < args.tail_fraction < 0.5:
-        raise GenjsccError("--tail-fraction must be in (0, 0.5)")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GenjsccError("--device cuda: torch sees no CUDA device")
     train, valid = split_corpus(args.data, args.tail_fraction)
-    corpus = torch.from_numpy(np.frombuffer(b"".join(d for _, d in train), dtype=np.uint8)
-                              .astype(np.int64))
-    config = SmallLMConfig(embed=args.embed, hidden=args.hidden, layers=args.layers)
-    model = SmallByteLM(config)
+    sampler = WindowSampler(train, args.window, args.sampling_alpha)
+    config = SmallLMConfig(embed=args.embed, hidden=args.hidden, layers=args.layers,
+                           cell=args.cell, learn_init=not args.no_learn_init,
+                           step_dtype="bfloat16" if args.bf16 else "float32")
+    torch.manual_seed(args.seed)
+    model = SmallByteLM(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     generator = torch.Generator().manual_seed(args.seed)
-    step, elapsed = 0, 0.0
+    state = {"step": 0, "elapsed": 0.0, "commands": [_command()]}
     checkpoint = args.work_dir / "checkpoint.pt"
-    if args.resume and checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
-        if state["config"] != asdict(config):
-            raise GenjsccError(f"{checkpoint} has architecture {state['config']}, not "
-                               f"{asdict(config)}; pass the same --hidden/--embed/--layers")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        step, elapsed = state["step"], state["elapsed"]
+    if args.resume or args.export:
+        if not checkpoint.is_file():
+            if args.export:
+                raise GenjsccError(f"no checkpoint {checkpoint} to export")
+        else:
+            saved = torch.load(checkpoint, weights_only=False, map_location=device)
+            if saved["config"] != asdict(config):
+                raise GenjsccError(f"{checkpoint} has architecture {saved['config']}, not "
+                                   f"{asdict(config)}; pass the same --cell/--hidden/--embed/"
+                                   "--layers")
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            generator.set_state(saved["generator"])
+            state = saved["state"]
+            if not args.export:
+                state["commands"].append(_command())
 
     def save_checkpoint() -> None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
         tmp = checkpoint.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(), "step": step, "elapsed": elapsed,
+                    "generator": generator.get_state(), "state": state,
                     "config": asdict(config)}, tmp)
-        tmp.replace(checkpoint)
+        tmp.replace(checkpoint)  # atomic: a kill during the save keeps the previous one
 
-    budget = args.minutes * 60 if args.minutes > 0 else math.inf
-    bar = tqdm(total=args.steps, initial=step, desc="train lm", unit="step", file=sys.stderr)
-    model.train()
-    running = None
-    while step < args.steps and elapsed < budget:
-        started = time.perf_counter()
-        starts = torch.randint(0, len(corpus) - args.window, (args.batch,), generator=generator)
-        target = corpus[starts[:, None] + torch.arange(args.window)]
-        inputs = torch.cat([torch.full((args.batch, 1), BOS), target[:, :-1]], dim=1)
-        for group in optimizer.param_groups:
-            group["lr"] = _lr(step, args.steps, args.lr)
-        logits, _ = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, BYTE_VOCAB), target.reshape(-1))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        elapsed += time.perf_counter() - started
-        bits = float(loss.detach()) / math.log(2)
-        running = bits if running is None else 0.98 * running + 0.02 * bits
-        bar.update(1)
-        bar.set_postfix(bpb=f"{running:.3f}")
-        if step % args.checkpoint_every == 0:
-            save_checkpoint()
-    bar.close()
-    save_checkpoint()
-    _export(args, model, valid, step, elapsed, len(corpus))
+    if not args.export:
+        print(f"train lm: {model.describe()}, {model.num_parameters():,} parameters; folders "
+              f"{sampler.describe()}; run dir {args.work_dir}", file=sys.stderr)
+        _train(args, model, optimizer, sampler, generator, state, save_checkpoint, tqdm)
+        save_checkpoint()
+    _export(args, model.cpu(), valid, state, sampler.total_bytes)
     return 0
 
 
+def _train(args, model, optimizer, sampler, generator, state, save_checkpoint, tqdm) -> None:
+    """Optimizer steps until ``--steps`` or the time budget; checkpoints at window ends."""
+    device = model.head.weight.device
+    budget = args.minutes * 60 if args.minutes > 0 else math.inf
+    segments = args.window // args.bptt
+    bar = tqdm(total=args.steps, initial=state["step"], desc="train lm", unit="step",
+               file=sys.stderr, mininterval=10)
+    model.train()
+    running, last_saved, started_at = None, state["step"], state["elapsed"]
+    while state["step"] < args.steps and state["elapsed"] - started_at < budget:
+        started = time.perf_counter()
+        target = sampler.sample(args.batch, generator).to(device)
+        inputs = torch.cat([torch.full((args.batch, 1), BOS, device=device), target[:, :-1]], 1)
+        hidden = None
+        for seg in range(segments):
+            if state["step"] >= args.steps:  # the schedule ends inside this window
+                break
+            part = slice(seg * args.bptt, (seg + 1) * args.bptt)
+            for group in optimizer.param_groups:
+                group["lr"] = _lr(state["step"], args.steps, args.lr)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+                logits, hidden = model(inputs[:, part], hidden)
+            loss = F.cross_entropy(logits.reshape(-1, BYTE_VOCAB).float(),
+                                   target[:, part].reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            hidden = hidden.detach().float()
+            state["step"] += 1
+            bits = float(loss.detach()) / math.log(2)
+            running = bits if running is None else 0.99 * running + 0.01 * bits
+            bar.update(1)
+        bar.set_postfix(bpb=f"{running:.3f}")
+        state["elapsed"] += time.perf_counter() - started
+        if state["step"] - last_saved >= args.checkpoint_every:
+            save_checkpoint()
+            last_saved = state["step"]
+            with open(args.work_dir / "log.jsonl", "a") as log:
+                log.write(json.dumps({"step": state["step"], "train_bpb": round(running, 4),
+                                      "elapsed_min": round(state["elapsed"] / 60, 2),
+                                      "lr": _lr(state["step"], args.steps, args.lr)}) + "\n")
+    bar.close()
+
+
+def _command() -> str:
+    return shlex.join(["genjscc", "train", "lm", *sys.argv[3:]]) if len(sys.argv) > 2 else \
+        "genjscc train lm (called from Python)"
+
+
 def _export(args: argparse.Namespace, model: SmallByteLM, valid: list[tuple[str, bytes]],
-            step: int, elapsed: float, train_bytes: int) -> None:
+            state: dict, train_bytes: int) -> None:
     from genjscc.zoo import ModelEntry, register_model, sha256_file
 
     out = args.out or ZOO_DIR / "weights" / f"{args.name}.safetensors"
@@ -216,58 +349,60 @@ def _export(args: argparse.Namespace, model: SmallByteLM, valid: list[tuple[str,
         print(f"valid {name}: {rows[-1][2]:.3f} bits/byte (xz -9e {rows[-1][3]:.3f})",
               file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_small_lm(model, out, {"trained_steps": str(step),
+    save_small_lm(model, out, {"trained_steps": str(state["step"]),
                                "valid_bpb": json.dumps({r[0]: round(r[2], 4) for r in rows})})
     sha = sha256_file(out)
-    card.write_text(_card_text(args, model, rows, step, elapsed, train_bytes, out, sha))
+    card.write_text(_card_text(args, model, rows, state, train_bytes, out, sha))
     print(f"wrote {out} (sha256 {sha[:16]}...) and {card}", file=sys.stderr)
     if args.register:
         register_model(ModelEntry(
             name=args.name, kind="lm", file=out.name, sha256=sha, card=card.name,
-            description=f"byte-level GRU LM, H={model.config.hidden}, "
-                        f"{model.num_parameters() / 1e6:.2f} M parameters, for genjscc compress"))
+            description=f"byte-level {model.config.cell.upper()} LM, x{model.config.layers} "
+                        f"H={model.config.hidden}, {model.num_parameters() / 1e6:.2f} M "
+                        "parameters, for genjscc compress"))
 
 
-def _card_text(args: argparse.Namespace, model: SmallByteLM, rows: list, step: int,
-               elapsed: float, train_bytes: int, out: Path, sha: str) -> str:
-    c = model.config
+def _card_text(args: argparse.Namespace, model: SmallByteLM, rows: list, state: dict,
+               train_bytes: int, out: Path, sha: str) -> str:
     table = "\n".join(f"| {name} | {n} | {bpb:.3f} | {xz:.3f} | {bpb / xz:.2f} |"
                       for name, n, bpb, xz in rows)
-    argv = shlex.join(["genjscc", "train", "lm", *sys.argv[3:]]) if len(sys.argv) > 2 else \
-        "genjscc train lm (called from Python)"
+    commands = "\n".join(f"    {c}" for c in state["commands"])
     macs = model.macs_per_byte()
     held_out = ", ".join(f"`{h}`" for h in HELD_OUT_FILES)
-    seen = step * args.batch * args.window
-    return f"""# {args.name}: byte-level GRU language model
+    seen = state["step"] * args.batch * args.bptt
+    return f"""# {args.name}: byte-level recurrent language model
 
 Used by `genjscc compress --model small`. Symbols are bytes, so any input codes; each chunk
-starts from a zero state and a begin-of-chunk input (see docs/lm-compression.md).
+starts from the model's initial state and a begin-of-chunk input (see docs/lm-compression.md).
 
 | property | value |
 |---|---|
-| architecture | embedding {c.embed} -> GRU x{c.layers}, H={c.hidden} -> linear 256 |
+| architecture | {model.describe()} -> linear 256 |
 | parameters | {model.num_parameters():,} |
-| multiply-adds per byte | {macs:,} (FLOPs per byte about {2 * macs:,}) |
+| multiply-adds per byte (coding) | {macs:,} (FLOPs per byte about {2 * macs:,}) |
 | weights | `{out.name}`, float32 safetensors, {out.stat().st_size:,} bytes, sha256 `{sha}` |
 | training data | `{args.data}`: {train_bytes:,} bytes (all `*.txt` but the held-out pieces) |
 | held out (validation) | whole files {held_out}; the last {args.tail_fraction:.0%} of each \
 file over 4 MiB (concatenated documentation), cut at a blank line |
-| training | {step} steps of {args.batch} x {args.window} bytes ({seen:,} bytes seen), AdamW \
-lr {args.lr} cosine, seed {args.seed} |
-| training time | {elapsed / 60:.1f} min on {args.threads} CPU thread(s) |
-| command | `{argv}` |
+| training | {state["step"]} steps of {args.batch} x {args.bptt} bytes ({seen:,} bytes seen) in \
+windows of {args.window} bytes started cold (truncated BPTT), folders sampled with \
+alpha {args.sampling_alpha}, AdamW lr {args.lr} cosine, seed {args.seed} |
+| training time | {state["elapsed"] / 60:.1f} min on {args.threads} thread(s), device \
+{args.device} |
+
+Commands (the run, then each resume):
+
+{commands}
 
 ## Validation (bits per byte, first {args.valid_bytes:,} bytes of each held-out piece)
 
-Teacher-forced cross-entropy in 2048-byte chunks, each started cold as the coder does. The real
+Cross-entropy through the coding step in 2048-byte chunks, each started cold as the coder does (the
+ideal code length, before the 24-bit quantization of the probabilities). The real
 coded size adds the container: about 90 bytes, plus 32 bytes of chunk table and 0 to 4 bytes of
-range-coder flush per chunk (about 0.14 bits/byte at 2048-byte chunks).
+range-coder flush per chunk (about 0.14 bits/byte at 2048-byte chunks); the coded sizes,
+speeds and the classic compressors are in docs/benchmarks.md (`benchmarks/bench_lm.py`).
 
 | held-out text | bytes | this model | xz -9e | ratio |
 |---|---|---|---|---|
 {table}
-
-This is a brief training run meant to give the test suite real weights; it is far from the
-targets of issue 3 (0.75 x xz -9e on English prose). Retrain with more steps (resumable) for a
-useful model.
 """

@@ -18,7 +18,7 @@ Chunks are coded independently: chunk ``i`` runs at row ``i % rows`` of micro-ba
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
 import torch
@@ -42,18 +42,33 @@ def quantize_probabilities(probs: np.ndarray | torch.Tensor) -> np.ndarray:
         probs: probabilities, shape ``(rows, V)`` with ``2 <= V < 2**23``; NaN, infinite or
             negative entries count as 0, entries above 1 as 1.
     """
+    return (coder_weights(probs) + 1.0).astype(np.int64)
+
+
+def coder_weights(probs: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``quantize_probabilities(probs) - 1`` as float64: what constriction is given.
+
+    All values are integers below ``2**24``, so float64 holds them and their sums exactly,
+    whatever the summation order.
+    """
     if isinstance(probs, torch.Tensor):
         probs = probs.detach().cpu().numpy()
     if probs.ndim != 2 or not 2 <= probs.shape[1] < 2 ** (PRECISION - 1):
         raise ValueError(f"probs must have shape (rows, V) with 2 <= V < 2**23, got {probs.shape}")
-    p = np.nan_to_num(probs.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    np.clip(p, 0.0, 1.0, out=p)
-    vocab = p.shape[1]
-    q = np.floor(p * float((1 << PRECISION) - vocab)).astype(np.int64) + 1
-    # Integer sums only: a float sum could depend on SIMD order; argmax takes the first maximum.
-    deficit = (1 << PRECISION) - q.sum(axis=1)
-    q[np.arange(q.shape[0]), np.argmax(q, axis=1)] += deficit
-    return q
+    w = probs.astype(np.float64)  # a copy, changed in place below
+    bad = ~np.isfinite(w)
+    if bad.any():
+        w[bad] = 0.0
+    np.clip(w, 0.0, 1.0, out=w)
+    vocab = w.shape[1]
+    scale = float((1 << PRECISION) - vocab)
+    np.multiply(w, scale, out=w)
+    np.floor(w, out=w)
+    # The floors leave a deficit (exact: integer-valued float64); the row's first most
+    # probable symbol takes it.
+    deficit = scale - w.sum(axis=1)
+    w[np.arange(w.shape[0]), np.argmax(w, axis=1)] += deficit
+    return w
 
 
 def code_length_bits(probs: np.ndarray | torch.Tensor, symbols: Sequence[int]) -> float:
@@ -99,17 +114,44 @@ def encode_chunks(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows:
     total = sum(len(c) for c in chunks)
     with coding_threads(threads), torch.inference_mode():
         for group in _groups(len(chunks), rows):
-            seqs = [np.asarray(chunks[i], dtype=np.int32) for i in group]
-            encoders = [_stream.queue.RangeEncoder() for _ in group]
-
-            def encode_one(r: int, t: int, w: np.ndarray, seqs=seqs, encoders=encoders) -> int:
-                encoders[r].encode(seqs[r][t:t + 1], _CATEGORICAL, w)
-                return int(seqs[r][t])
-
-            _run_group(model, rows, [len(s) for s in seqs], progress, total, encode_one)
-            for r, i in enumerate(group):
-                payloads[i] = encoders[r].get_compressed().astype("<u4").tobytes()
+            for r, payload in enumerate(_encode_group(model, rows, [chunks[i] for i in group],
+                                                      progress, total)):
+                payloads[group[r]] = payload
     return payloads
+
+
+def _encode_group(model: NextSymbolModel, rows: int, seqs: Sequence[Sequence[int]],
+                  progress: Progress | None, total: int) -> list[bytes]:
+    """Encode the chunks of one micro-batch (``len(seqs) <= rows``).
+
+    The symbols are known in advance, so each row's quantized distributions are buffered and
+    handed to its range encoder a block of steps at a time (one call per row per block instead
+    of one per symbol); the coded stream is the same as symbol by symbol.
+    """
+    lengths = [len(s) for s in seqs]
+    width = max(lengths, default=0)
+    padded = np.zeros((rows, width), dtype=np.int64)  # padding rows and tails feed 0
+    for r, seq in enumerate(seqs):
+        padded[r, :len(seq)] = np.asarray(seq, dtype=np.int64)
+    encoders = [_stream.queue.RangeEncoder() for _ in seqs]
+    block = max(1, min(256, _BUFFER_BYTES // (8 * model.vocab_size * max(1, len(seqs)))))
+    buffer = np.zeros((len(seqs), block, model.vocab_size), dtype=np.float64)
+    stepper = _steps(model, rows, width)
+    probs = next(stepper, None)
+    for t in range(width):
+        active = [r for r, n in enumerate(lengths) if t < n]
+        weights = _weights(probs, active, rows)
+        slot = t % block
+        for k, r in enumerate(active):
+            buffer[r, slot] = weights[k]
+            if slot == block - 1 or t == lengths[r] - 1:  # block full or row done: flush
+                first = t - slot
+                encoders[r].encode(padded[r, first:t + 1].astype(np.int32), _CATEGORICAL,
+                                   buffer[r, :slot + 1])
+        if progress is not None:
+            progress(len(active), total)
+        probs = stepper.send(padded[:, t]) if t + 1 < width else None
+    return [e.get_compressed().astype("<u4").tobytes() for e in encoders]
 
 
 def decode_chunks(model: NextSymbolModel, payloads: Sequence[bytes | None],
@@ -128,56 +170,68 @@ def decode_chunks(model: NextSymbolModel, payloads: Sequence[bytes | None],
     total = sum(int(n) for n, p in zip(n_symbols, payloads, strict=True) if p is not None)
     with coding_threads(threads), torch.inference_mode():
         for group in _groups(len(payloads), rows):
-            decoders: list = []
-            lengths: list[int] = []
-            for i in group:
-                payload = payloads[i]
-                ok = payload is not None and len(payload) % 4 == 0
-                words = np.frombuffer(payload, dtype="<u4").astype(np.uint32) if ok else None
-                decoders.append(_stream.queue.RangeDecoder(words) if ok else None)
-                lengths.append(int(n_symbols[i]) if ok else 0)
-            out = [[] for _ in group]
-            failed = [False] * len(group)
-
-            def decode_one(r: int, t: int, w: np.ndarray, decoders=decoders, out=out,
-                           failed=failed) -> int:
-                if failed[r]:
-                    return 0
-                try:
-                    symbol = int(decoders[r].decode(_CATEGORICAL, w)[0])
-                except Exception:  # constriction rejects some corrupt streams; never crash
-                    failed[r] = True
-                    return 0
-                out[r].append(symbol)
-                return symbol
-
-            if any(lengths):
-                _run_group(model, rows, lengths, progress, total, decode_one)
+            decoded = _decode_group(model, rows, [payloads[i] for i in group],
+                                    [int(n_symbols[i]) for i in group], progress, total)
             for r, i in enumerate(group):
-                if decoders[r] is not None and not failed[r]:
-                    results[i] = out[r]
+                results[i] = decoded[r]
     return results
 
 
-def _run_group(model: NextSymbolModel, rows: int, lengths: list[int],
-               progress: Progress | None, total: int,
-               code_symbol: Callable[[int, int, np.ndarray], int]) -> None:
-    """Step one micro-batch of ``rows`` rows for ``max(lengths)`` steps.
-
-    ``code_symbol(r, t, weights)`` codes symbol ``t`` of row ``r`` with the float64 weights row
-    ``q - 1`` (shape ``(1, V)``) and returns the symbol, which is fed to the next step.
-    """
-    state = model.start_state(rows)
-    tokens = torch.full((rows,), model.bos_id, dtype=torch.int64, device=model.device)
+def _decode_group(model: NextSymbolModel, rows: int, payloads: Sequence[bytes | None],
+                  n_symbols: Sequence[int], progress: Progress | None,
+                  total: int) -> list[list[int] | None]:
+    decoders: list = []
+    lengths: list[int] = []
+    for payload, n in zip(payloads, n_symbols, strict=True):
+        ok = payload is not None and len(payload) % 4 == 0
+        words = np.frombuffer(payload, dtype="<u4").astype(np.uint32) if ok else None
+        decoders.append(_stream.queue.RangeDecoder(words) if ok else None)
+        lengths.append(n if ok else 0)
+    out: list[list[int]] = [[] for _ in payloads]
+    failed = [False] * len(payloads)
+    width = max(lengths, default=0)
     next_tokens = np.zeros(rows, dtype=np.int64)
-    for t in range(max(lengths, default=0)):
-        state, probs = model.step(state, tokens)
+    stepper = _steps(model, rows, width)
+    probs = next(stepper, None)
+    for t in range(width):
         active = [r for r, n in enumerate(lengths) if t < n]
-        rows_used = probs if len(active) == rows else probs[active]
-        weights = (quantize_probabilities(rows_used) - 1).astype(np.float64)
+        weights = _weights(probs, active, rows)
         next_tokens[:] = 0
         for k, r in enumerate(active):
-            next_tokens[r] = code_symbol(r, t, weights[k:k + 1])
-        tokens = torch.from_numpy(next_tokens.copy()).to(model.device)
+            if failed[r]:
+                continue
+            try:
+                symbol = int(decoders[r].decode(_CATEGORICAL, weights[k:k + 1])[0])
+            except Exception:  # constriction rejects some corrupt streams; never crash
+                failed[r] = True
+                continue
+            out[r].append(symbol)
+            next_tokens[r] = symbol
         if progress is not None:
             progress(len(active), total)
+        probs = stepper.send(next_tokens) if t + 1 < width else None
+    return [out[r] if decoders[r] is not None and not failed[r] else None
+            for r in range(len(payloads))]
+
+
+_BUFFER_BYTES = 1 << 25  # float64 distributions buffered per micro-batch while encoding
+
+
+def _weights(probs: torch.Tensor, active: list[int], rows: int) -> np.ndarray:
+    """The active rows' quantized distributions as constriction takes them (``q - 1``)."""
+    return coder_weights(probs if len(active) == rows else probs[active])
+
+
+def _steps(model: NextSymbolModel, rows: int, width: int
+           ) -> Generator[torch.Tensor, np.ndarray, None]:
+    """Step one micro-batch of exactly ``rows`` rows ``width`` times: yields the probabilities
+    of step ``t`` and receives the ``rows`` input symbols of step ``t + 1`` (the begin-of-chunk
+    symbol feeds step 0). The same for encoder and decoder: one code path, fixed shapes."""
+    if width == 0:
+        return
+    state = model.start_state(rows)
+    tokens = torch.full((rows,), model.bos_id, dtype=torch.int64, device=model.device)
+    for _ in range(width):
+        state, probs = model.step(state, tokens)
+        fed = yield probs
+        tokens = torch.from_numpy(np.array(fed, dtype=np.int64)).to(model.device)
