@@ -29,6 +29,7 @@ MAX_RUN_S = 40.0
 EXPECTED_OUTPUT = {
     "coded_ofdm_loopback": "crc_ok . #t",
     "coded_pdu_loopback": "crc_ok . #t",
+    "lm_source_loopback": "lm_ok . #t",
     "ecct_vs_bp_loopback": "(decoder . ecct)",
     "pdu_channel_loopback": "noise_var",
     "qam_ofdm_loopback": "noise_var",

@@ -6,6 +6,7 @@
 
 from genjscc.blocks.ecct_decoder import ecct_decoder
 from genjscc.blocks.ldpc import ldpc_decoder, ldpc_encoder
+from genjscc.blocks.lm_source import lm_source_decoder, lm_source_encoder
 from genjscc.blocks.mcs_selector import mcs_selector
 from genjscc.blocks.ofdm import ofdm_qam_rx, ofdm_qam_tx
 from genjscc.blocks.pdu_channel import pdu_channel
@@ -16,6 +17,8 @@ __all__ = [
     "ecct_decoder",
     "ldpc_decoder",
     "ldpc_encoder",
+    "lm_source_decoder",
+    "lm_source_encoder",
     "mcs_selector",
     "ofdm_qam_rx",
     "ofdm_qam_tx",
