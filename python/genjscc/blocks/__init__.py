@@ -5,6 +5,13 @@
 """
 
 from genjscc.blocks.ecct_decoder import ecct_decoder
+from genjscc.blocks.jscc import (
+    image_pdu,
+    jscc_image_decoder,
+    jscc_image_encoder,
+    sample_image_path,
+)
+from genjscc.blocks.jscc_ofdm import ofdm_jscc_rx
 from genjscc.blocks.ldpc import ldpc_decoder, ldpc_encoder
 from genjscc.blocks.lm_source import lm_source_decoder, lm_source_encoder
 from genjscc.blocks.mcs_selector import mcs_selector
@@ -15,14 +22,19 @@ from genjscc.blocks.soft_demapper import soft_demapper
 
 __all__ = [
     "ecct_decoder",
+    "image_pdu",
+    "jscc_image_decoder",
+    "jscc_image_encoder",
     "ldpc_decoder",
     "ldpc_encoder",
     "lm_source_decoder",
     "lm_source_encoder",
     "mcs_selector",
+    "ofdm_jscc_rx",
     "ofdm_qam_rx",
     "ofdm_qam_tx",
     "pdu_channel",
     "qam_mapper",
+    "sample_image_path",
     "soft_demapper",
 ]

@@ -21,11 +21,29 @@ __all__ = [
     "ms_ssim",
     "psnr_db",
     "quantize_image",
+    "sample_image_path",
+    "sample_images",
     "save_image",
     "to_uint8",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+
+
+def sample_images() -> list[Path]:
+    """The shipped sample photographs (BSDS500 test split, see data/images/SOURCES.md)."""
+    from importlib import resources
+
+    return list_images(Path(str(resources.files("genjscc").joinpath("data", "images"))))
+
+
+def sample_image_path(name: str = "100007.jpg") -> str:
+    """Path of one shipped sample photograph by file name."""
+    for path in sample_images():
+        if path.name == name:
+            return str(path)
+    names = ", ".join(p.name for p in sample_images())
+    raise GenjsccError(f"no sample image {name!r}; shipped: {names}")
 
 
 def list_images(folder: str | Path) -> list[Path]:

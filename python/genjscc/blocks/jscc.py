@@ -1,0 +1,333 @@
+"""jscc_image_encoder / jscc_image_decoder: Deep JSCC images as analog channel symbols.
+
+Image PDUs (the encoder's input, the decoder's output) are u8 PDUs of raw RGB pixels, row by
+row (``H x W x 3`` bytes), with ``height`` and ``width`` (long) in the metadata. The encoder
+also takes the bytes of an image file (PNG, JPEG, ...) without size metadata;
+:func:`image_pdu` reads a file into a PDU for message sources.
+
+Symbol PDUs are c32 vectors of JSCC symbols (unit average energy per image). An image needs
+``k = ratio x 3 H' W'`` symbols (``H', W'`` rounded up to multiples of 8); with
+``symbols_per_frame > 0`` they are cut into ``ceil(k / symbols_per_frame)`` segments of
+exactly ``symbols_per_frame`` symbols (the last one zero-padded), so that each fits one OFDM
+frame (at most 4095 symbols with ``ofdm_qam_tx``). Segment metadata: ``image_id``,
+``segment``, ``num_segments``, ``height``, ``width``, ``snr_db`` (the encoder's).
+
+The decoder places a segment by its ``segment``/``image_id`` metadata, or, behind an OFDM
+receiver that drops metadata, by the frame counter ``packet_num`` (unwrapped across its
+12-bit wrap; the image size then comes from the block's ``height``/``width`` parameters).
+Missing segments are decoded as zeros (JSCC degrades; nothing is dropped) and counted. SNR
+(Es/N0 per symbol, dB) comes from ``snr_db`` metadata, else ``noise_var`` (N0 after
+equalization: ``snr = 1 / noise_var``), else the block's ``snr_db`` parameter; without any
+the PDU is refused with a clear error ("missing SNR").
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+
+import numpy as np
+import pmt
+import torch
+
+from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
+
+__all__ = ["image_pdu", "jscc_image_decoder", "jscc_image_encoder", "sample_image_path"]
+
+KEY_HEIGHT = pmt.intern("height")
+KEY_WIDTH = pmt.intern("width")
+KEY_SNR_DB = pmt.intern("snr_db")
+KEY_NOISE_VAR = pmt.intern("noise_var")
+KEY_IMAGE_ID = pmt.intern("image_id")
+KEY_SEGMENT = pmt.intern("segment")
+KEY_NUM_SEGMENTS = pmt.intern("num_segments")
+KEY_PACKET_NUM = pmt.intern("packet_num")
+KEY_MISSING = pmt.intern("missing_segments")
+MAX_PIXELS = 4096 * 4096
+
+
+def sample_image_path(name: str = "100007.jpg") -> str:
+    """Path of a shipped sample photograph (genjscc/data/images, BSDS500 test split)."""
+    from genjscc.core.jscc.images import sample_image_path as _path
+
+    return _path(name)
+
+
+def image_pdu(path: str) -> pmt.pmt_base:
+    """A PDU holding the bytes of an image file (for a message strobe's ``msg``)."""
+    return make_pdu(pmt.make_dict(), _read_image_file(path))
+
+
+def _read_image_file(name: str) -> np.ndarray:
+    """Bytes of an image file; a bare name that is not found is a shipped sample photograph."""
+    import os
+
+    path = name
+    if not os.path.isfile(path) and os.sep not in name:
+        from genjscc.core.jscc.images import sample_images
+
+        matches = [p for p in sample_images() if p.name == name]
+        path = str(matches[0]) if matches else name
+    try:
+        return np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise PduError(f"cannot read image file {name!r}: {err.strerror or err}") from None
+
+
+def _meta_long(meta: pmt.pmt_base, key: pmt.pmt_base) -> int | None:
+    if not pmt.dict_has_key(meta, key):
+        return None
+    val = pmt.dict_ref(meta, key, pmt.PMT_NIL)
+    if not (pmt.is_integer(val) or pmt.is_uint64(val)):
+        raise PduError(f"metadata {pmt.symbol_to_string(key)!r} must be an integer")
+    return int(pmt.to_uint64(val) if pmt.is_uint64(val) else pmt.to_long(val))
+
+
+def _meta_float(meta: pmt.pmt_base, key: pmt.pmt_base) -> float | None:
+    if not pmt.dict_has_key(meta, key):
+        return None
+    val = pmt.dict_ref(meta, key, pmt.PMT_NIL)
+    if pmt.is_number(val) and not pmt.is_complex(val):
+        out = float(pmt.to_double(val))
+    elif pmt.is_f32vector(val) or pmt.is_f64vector(val):
+        arr = np.asarray(pmt.to_python(val), dtype=np.float64)
+        if arr.size == 0:
+            raise PduError(f"metadata {pmt.symbol_to_string(key)!r} is empty")
+        out = float(arr.mean())
+    else:
+        raise PduError(f"metadata {pmt.symbol_to_string(key)!r} must be a real number")
+    if not math.isfinite(out):
+        raise PduError(f"metadata {pmt.symbol_to_string(key)!r} must be finite")
+    return out
+
+
+def _load_model(model: str, ratio: str):
+    from genjscc.core.jscc import load_model, model_name
+
+    return load_model(model or model_name(ratio))
+
+
+def _decode_image_bytes(meta: pmt.pmt_base, data: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` uint8 from a raw RGB PDU (with height/width) or image file bytes."""
+    height, width = _meta_long(meta, KEY_HEIGHT), _meta_long(meta, KEY_WIDTH)
+    if height is not None or width is not None:
+        if height is None or width is None or height < 8 or width < 8:
+            raise PduError("raw image PDUs need metadata height and width, both >= 8")
+        if height * width > MAX_PIXELS:
+            raise PduError(f"{height}x{width} is larger than {MAX_PIXELS} pixels")
+        if data.size != height * width * 3:
+            raise PduError(f"raw RGB image {height}x{width} needs {height * width * 3} bytes, "
+                           f"got {data.size} (truncated or wrong size)")
+        return data.reshape(height, width, 3)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise PduError(f"image {img.width}x{img.height} is too large")
+            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise PduError(f"the PDU is neither a raw RGB image (height/width metadata missing) "
+                       f"nor a readable image file: {err}") from None
+    if min(arr.shape[:2]) < 8:
+        raise PduError("images need at least 8 pixels per side")
+    return arr
+
+
+class jscc_image_encoder(PduBlock):
+    """Deep JSCC encoder: image PDU in, complex symbol PDU(s) out (module docstring).
+
+    Parameters: ``model`` (zoo name or .safetensors path; empty = the shipped model of
+    ``ratio``), ``ratio`` (bandwidth ratio), ``snr_db`` (the SNR the transmitter expects,
+    used when the PDU has no ``snr_db`` metadata), ``symbols_per_frame`` (0 = one PDU per
+    image), ``device``.
+    """
+
+    def __init__(self, model: str = "", ratio: str = "1/6", snr_db: float = 10.0,
+                 symbols_per_frame: int = 0, device: str = "cpu"):
+        PduBlock.__init__(self, "genjscc_jscc_image_encoder")
+        if symbols_per_frame < 0:
+            raise ValueError("symbols_per_frame must be >= 0")
+        if not math.isfinite(snr_db):
+            raise ValueError("snr_db must be finite")
+        self.model = _load_model(model, ratio).to(device)
+        self.device = device
+        self.snr_db = float(snr_db)
+        self.symbols_per_frame = int(symbols_per_frame)
+        self._next_id = 0
+
+    def set_snr_db(self, snr_db: float) -> None:
+        """Change the SNR the encoder adapts to (dB)."""
+        self.snr_db = float(snr_db)
+
+    def process(self, msg: pmt.pmt_base) -> None:
+        if pmt.is_symbol(msg):  # a file name, e.g. from a message strobe
+            meta, data = pmt.make_dict(), _read_image_file(pmt.symbol_to_string(msg))
+        else:
+            meta, data = parse_pdu(msg, "u8")
+        pixels = _decode_image_bytes(meta, data)
+        snr = _meta_float(meta, KEY_SNR_DB)
+        snr = self.snr_db if snr is None else snr
+        image = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float()[None] / 255.0
+        with torch.no_grad():
+            x = self.model.encode(image.to(self.device), snr)[0].cpu().numpy()
+        height, width = pixels.shape[:2]
+        spf = self.symbols_per_frame or x.size
+        num_seg = -(-x.size // spf)
+        padded = np.zeros(num_seg * spf, dtype=np.complex64)
+        padded[:x.size] = x
+        image_id, self._next_id = self._next_id, self._next_id + 1
+        for seg in range(num_seg):
+            out = pmt.make_dict()
+            for key, value in ((KEY_HEIGHT, height), (KEY_WIDTH, width), (KEY_IMAGE_ID, image_id),
+                               (KEY_SEGMENT, seg), (KEY_NUM_SEGMENTS, num_seg)):
+                out = pmt.dict_add(out, key, pmt.from_long(int(value)))
+            out = pmt.dict_add(out, KEY_SNR_DB, pmt.from_double(float(snr)))
+            self.message_port_pub(pmt.intern("out"),
+                                  make_pdu(out, padded[seg * spf:(seg + 1) * spf]))
+        return None
+
+
+class jscc_image_decoder(PduBlock):
+    """Deep JSCC decoder: symbol PDUs (with an SNR) in, image PDUs out (module docstring).
+
+    Parameters: ``model``/``ratio`` as the encoder's (must match it); ``height``/``width``
+    (pixels; used when the PDUs carry no size, e.g. behind an OFDM receiver; 0 = from
+    metadata); ``symbols_per_frame`` (the encoder's, to place frames by ``packet_num``);
+    ``snr_db`` (fallback SNR in dB when a PDU carries neither ``snr_db`` nor ``noise_var``;
+    NaN = none: such PDUs are refused); ``save_path`` (optional: also write each image as a
+    PNG, ``{n}`` in the name is replaced by the image count); ``device``.
+
+    Output metadata: ``height``, ``width``, ``snr_db`` (what the decoder used),
+    ``image_id`` and ``missing_segments``.
+    """
+
+    def __init__(self, model: str = "", ratio: str = "1/6", height: int = 0, width: int = 0,
+                 symbols_per_frame: int = 0, snr_db: float = float("nan"),
+                 save_path: str = "", device: str = "cpu"):
+        PduBlock.__init__(self, "genjscc_jscc_image_decoder")
+        if height < 0 or width < 0 or symbols_per_frame < 0:
+            raise ValueError("height, width and symbols_per_frame must be >= 0")
+        self.model = _load_model(model, ratio).to(device)
+        self.device = device
+        self.height, self.width = int(height), int(width)
+        self.symbols_per_frame = int(symbols_per_frame)
+        self.snr_db = float(snr_db)
+        self.save_path = save_path
+        self._lock = threading.Lock()
+        self._pending: dict | None = None  # the image being collected
+        self._last_packet: int | None = None
+        self._packet_base = 0
+        self._num_images = 0
+        self._num_missing = 0
+
+    def set_snr_db(self, snr_db: float) -> None:
+        """Fallback SNR (dB) for PDUs without SNR metadata; NaN for none."""
+        self.snr_db = float(snr_db)
+
+    def num_images(self) -> int:
+        """Images decoded and emitted."""
+        return self._num_images
+
+    def num_missing_segments(self) -> int:
+        """Segments that never arrived (decoded as zeros) over all images."""
+        return self._num_missing
+
+    def _snr(self, meta: pmt.pmt_base) -> float:
+        snr = _meta_float(meta, KEY_SNR_DB)
+        if snr is not None:
+            return snr
+        nv = _meta_float(meta, KEY_NOISE_VAR)
+        if nv is not None:
+            if nv <= 0:
+                raise PduError("metadata 'noise_var' must be > 0")
+            return -10.0 * math.log10(nv)
+        if math.isfinite(self.snr_db):
+            return self.snr_db
+        raise PduError("missing SNR: the PDU has no 'snr_db' or 'noise_var' metadata and the "
+                       "block has no snr_db parameter")
+
+    def _geometry(self, meta: pmt.pmt_base) -> tuple[int, int]:
+        h = _meta_long(meta, KEY_HEIGHT) or self.height
+        w = _meta_long(meta, KEY_WIDTH) or self.width
+        if not h or not w:
+            raise PduError("image size unknown: no height/width metadata and the block's "
+                           "height/width parameters are 0")
+        if h < 8 or w < 8 or h * w > MAX_PIXELS:
+            raise PduError(f"image size {h}x{w} out of range")
+        return h, w
+
+    def _place(self, meta: pmt.pmt_base, k: int, n: int) -> tuple[int, int, int]:
+        """(image id, segment, number of segments) of a PDU of ``n`` symbols."""
+        seg, num_seg = _meta_long(meta, KEY_SEGMENT), _meta_long(meta, KEY_NUM_SEGMENTS)
+        image_id = _meta_long(meta, KEY_IMAGE_ID)
+        if seg is not None and num_seg is not None:
+            if not 0 <= seg < num_seg:
+                raise PduError(f"segment {seg} of {num_seg} is out of range")
+            return (image_id if image_id is not None else 0), seg, num_seg
+        spf = self.symbols_per_frame or n
+        num_seg = -(-k // spf)
+        if n != spf:
+            raise PduError(f"got {n} symbols; frames of this image carry {spf}")
+        packet = _meta_long(meta, KEY_PACKET_NUM)
+        if packet is None:
+            if num_seg != 1:
+                raise PduError("cannot place a segment: no segment or packet_num metadata")
+            return self._num_images, 0, 1
+        # Unwrap the 12-bit frame counter of the OFDM header.
+        if self._last_packet is not None and packet < self._last_packet:
+            self._packet_base += 4096
+        self._last_packet = packet
+        frame = self._packet_base + packet
+        return frame // num_seg, frame % num_seg, num_seg
+
+    def process(self, msg: pmt.pmt_base) -> None:
+        meta, y = parse_pdu(msg, "c32")
+        if not np.all(np.isfinite(y)):
+            raise PduError("symbols must be finite")
+        h, w = self._geometry(meta)
+        k = self.model.num_symbols(h, w)
+        snr = self._snr(meta)
+        with self._lock:
+            image_id, seg, num_seg = self._place(meta, k, y.size)
+            spf = y.size
+            if num_seg * spf < k or (num_seg - 1) * spf >= k:
+                raise PduError(f"{num_seg} segments of {spf} symbols do not hold the {k} "
+                               f"symbols of a {h}x{w} image at ratio {self.model.ratio}")
+            pend = self._pending
+            if pend is not None and (pend["id"] != image_id or pend["shape"] != (h, w)):
+                self._emit(pend)  # a new image started: the old one is complete as it is
+                pend = None
+            if pend is None:
+                pend = {"id": image_id, "shape": (h, w), "k": k, "spf": spf,
+                        "num_seg": num_seg, "y": np.zeros(num_seg * spf, np.complex64),
+                        "have": set(), "n0": []}
+            pend["y"][seg * spf:(seg + 1) * spf] = y
+            pend["have"].add(seg)
+            pend["n0"].append(10.0 ** (-snr / 10.0))
+            self._pending = pend
+            if len(pend["have"]) == num_seg or seg == num_seg - 1:
+                self._emit(pend)
+                self._pending = None
+
+    def _emit(self, pend: dict) -> None:
+        h, w = pend["shape"]
+        missing = pend["num_seg"] - len(pend["have"])
+        snr = -10.0 * math.log10(sum(pend["n0"]) / len(pend["n0"]))
+        y = torch.from_numpy(pend["y"][:pend["k"]].copy())[None].to(self.device)
+        with torch.no_grad():
+            rec = self.model.decode(y, snr, h, w)[0]
+        pixels = (rec.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        self._num_images += 1
+        self._num_missing += missing
+        if self.save_path:
+            from PIL import Image
+
+            Image.fromarray(pixels).save(self.save_path.replace("{n}", str(self._num_images)))
+        out = pmt.make_dict()
+        for key, value in ((KEY_HEIGHT, h), (KEY_WIDTH, w), (KEY_IMAGE_ID, pend["id"]),
+                           (KEY_MISSING, missing)):
+            out = pmt.dict_add(out, key, pmt.from_long(int(value)))
+        out = pmt.dict_add(out, KEY_SNR_DB, pmt.from_double(snr))
+        self.message_port_pub(pmt.intern("out"), make_pdu(out, pixels.reshape(-1)))
