@@ -49,6 +49,7 @@ BENCHMARKS = [
     Benchmark("bp", "bench_bp.py", "BP throughput against ldpc (C++) by batch size"),
     Benchmark("bp-ecct", "bp_ecct_baseline.py", "BP on LDPC(49,24) against the ECCT baseline"),
     Benchmark("ecct", "bench_ecct.py", "ECCT against BP-50 on the shipped ECCT models"),
+    Benchmark("serve", "bench_serve.py", "Inference server: requests/s, latency, batching on/off"),
 ]
 
 HEADER = """# Benchmarks

@@ -234,7 +234,7 @@ def load_ecct(spec: str, device: str) -> Servable:
     h = net.H.to(torch.uint8).cpu().numpy()
 
     def decode(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
-        llr = torch.from_numpy(np.ascontiguousarray(arrays[0], dtype=np.float32))
+        llr = torch.from_numpy(np.array(arrays[0], dtype=np.float32))  # a writable copy
         if not bool(torch.isfinite(llr).all()):
             raise ValueError("LLRs contain NaN or inf; clip them and set erasures to 0")
         bits = decoder(llr.to(dev)).cpu().numpy().astype(np.uint8, copy=False)
@@ -307,7 +307,7 @@ def load_bp(spec: str, device: str) -> Servable:
 
     def decode(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
         decoder = build(params)
-        llr = torch.from_numpy(np.ascontiguousarray(arrays[0], dtype=np.float32)).to(dev)
+        llr = torch.from_numpy(np.array(arrays[0], dtype=np.float32)).to(dev)
         if hasattr(decoder, "decode"):
             res = decoder.decode(llr)
             bits, iters, ok = res.bits, res.num_iters.to(torch.int32), res.syndrome_ok

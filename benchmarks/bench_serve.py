@@ -1,0 +1,227 @@
+"""genjscc serve under load: requests/s and latency with 1, 8 and 32 clients, batching on/off.
+
+    .venv/bin/python benchmarks/bench_serve.py [--seconds 4] [--clients 1 8 32] [--quick]
+
+Two servers are started in turn (``genjscc serve``, one worker process, one torch thread):
+batching on (``--max-batch 32 --max-delay-ms 2``) and off (``--max-batch 1``). Each client is
+its own process running a closed loop (send, wait for the reply, send again) for
+``--seconds``; all clients of a run start together. One request is:
+
+* ``ecct``: ECCT decoding of one Polar(64,32) codeword (zoo model ecct-polar_n64_k32);
+* ``bp``: sum-product BP (20 iterations) of one LDPC(49,24) codeword, for comparison;
+* ``lm``: one LM-probability step of a one-row session of lm-small (the model and path
+  ``genjscc compress --backend`` uses; each client holds its own session).
+
+LM steps are never merged across sessions: a GEMM row's floats depend on the batch shape and LM
+coding needs bit-identical probabilities (genjscc.core.source.lm), so the server only packs
+queued steps into one worker message and runs them one by one. Latency is measured at the
+client (send to reply). "lost" counts requests without a reply (timeouts) or with an error
+reply; the target is zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchlib import add_common_args, emit, table
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = "ecct-polar_n64_k32,lm-small,bp:LDPC_N49_K24"
+OPS = ("ecct", "bp", "lm")
+TARGET_RATIO = 5.0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(max_batch: int, max_delay_ms: float) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genjscc.cli", "serve", "--models", MODELS, "--bind", endpoint,
+         "--worker-bind", "tcp://127.0.0.1:*", "--workers", "1", "--threads", "1",
+         "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms),
+         "--max-queue", "100000"],
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if "ready on" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(120):
+        proc.kill()
+        raise SystemExit("genjscc serve did not start:\n" + "".join(lines))
+    return proc, endpoint
+
+
+def client_loop(job: tuple) -> dict:
+    """One client process: closed-loop requests of ``op`` from ``start_at`` for ``seconds``."""
+    endpoint, op, start_at, seconds, seed = job
+    from genjscc.serve.client import Client, ServeError
+
+    rng = np.random.default_rng(seed)
+    client = Client(endpoint, timeout_s=30.0, retries=0)
+    latencies: list[float] = []
+    lost = 0
+    if op == "lm":
+        sid = client.request("lm_start", "lm-small", params={"rows": 1, "threads": 1}
+                             ).result["session"]
+        step = 0
+    words = [(2.0 * (1.0 + 0.7 * rng.standard_normal((1, 64 if op == "ecct" else 49)))
+              / 0.49).astype(np.float32) for _ in range(16)]
+    tokens = [np.array([t], dtype="<i8") for t in rng.integers(0, 256, 64)]
+    while time.time() < start_at:
+        time.sleep(0.001)
+    end = start_at + seconds
+    i = 0
+    while True:
+        t0 = time.perf_counter()
+        if time.time() >= end:
+            break
+        try:
+            if op == "ecct":
+                client.request("decode", "ecct-polar_n64_k32", [words[i % 16]])
+            elif op == "bp":
+                client.request("decode", "bp:LDPC_N49_K24", [words[i % 16]],
+                               {"decoder": "bp", "num_iters": 20, "options": {}})
+            else:
+                client.request("lm_step", "lm-small", [tokens[i % 64]],
+                               {"session": sid, "t": step})
+                step += 1
+            latencies.append(time.perf_counter() - t0)
+        except ServeError:
+            lost += 1
+        i += 1
+    client.close()
+    return {"latencies": latencies, "lost": lost}
+
+
+def server_stats(endpoint: str) -> dict:
+    from genjscc.serve.client import Client
+
+    with Client(endpoint, timeout_s=10.0) as c:
+        return c.stats()["models"]
+
+
+def mean_batch(before: dict, after: dict, model: str) -> float:
+    b = before.get(model, {}).get("batch_sizes", {})
+    a = after.get(model, {}).get("batch_sizes", {})
+    counts = {int(k): v - b.get(k, 0) for k, v in a.items()}
+    total = sum(counts.values())
+    return sum(k * v for k, v in counts.items()) / total if total else 0.0
+
+
+MODEL_OF = {"ecct": "ecct-polar_n64_k32", "bp": "bp:LDPC_N49_K24", "lm": "lm-small"}
+
+
+def measure(pool, endpoint: str, op: str, clients: int, seconds: float) -> dict:
+    before = server_stats(endpoint)
+    start_at = time.time() + 0.5
+    jobs = [(endpoint, op, start_at, seconds, 1000 * clients + k) for k in range(clients)]
+    results = pool.map(client_loop, jobs, chunksize=1)
+    after = server_stats(endpoint)
+    lat = np.concatenate([np.asarray(r["latencies"]) for r in results]) * 1e3
+    done = int(lat.size)
+    return {"op": op, "clients": clients, "requests": done, "rate": done / seconds,
+            "p50": float(np.percentile(lat, 50)) if done else float("nan"),
+            "p99": float(np.percentile(lat, 99)) if done else float("nan"),
+            "lost": sum(r["lost"] for r in results),
+            "batch": mean_batch(before, after, MODEL_OF[op])}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=4.0, help="load per configuration")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS)
+    ap.add_argument("--json", default=None, help="also write the rows as JSON")
+    add_common_args(ap)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seconds, args.clients = 0.5, [1, 4]
+    rows: list[dict] = []
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(max(args.clients)) as pool:
+        for label, max_batch, delay in (("on", 32, 2.0), ("off", 1, 0.0)):
+            proc, endpoint = start_server(max_batch, delay)
+            try:
+                for op in args.ops:
+                    measure(pool, endpoint, op, 2, min(0.5, args.seconds))  # warm-up
+                    for clients in args.clients:
+                        row = measure(pool, endpoint, op, clients, args.seconds)
+                        row["batching"] = label
+                        rows.append(row)
+                        print(f"batching {label:3s} {op:4s} {clients:3d} clients: "
+                              f"{row['rate']:8.0f} req/s  p50 {row['p50']:7.2f} ms  p99 "
+                              f"{row['p99']:7.2f} ms  batch {row['batch']:5.1f}  lost "
+                              f"{row['lost']}", flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    emit(args, report(rows, args))
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> str:
+    table_rows = [[r["op"], r["batching"], r["clients"], f"{r['rate']:,.0f}", f"{r['p50']:.2f}",
+                   f"{r['p99']:.2f}", f"{r['batch']:.1f}", r["lost"]]
+                  for r in sorted(rows, key=lambda r: (OPS.index(r["op"]), r["batching"] == "off",
+                                                       r["clients"]))]
+    top = max(args.clients)
+    verdicts = []
+    for op in args.ops:
+        on = next((r for r in rows if r["op"] == op and r["batching"] == "on"
+                   and r["clients"] == top), None)
+        off = next((r for r in rows if r["op"] == op and r["batching"] == "off"
+                    and r["clients"] == top), None)
+        if on and off and off["rate"] > 0:
+            ratio = on["rate"] / off["rate"]
+            verdict = "meets" if ratio >= TARGET_RATIO else "does NOT meet"
+            verdicts.append(f"- {op}: batching on / off at {top} clients = **{ratio:.2f}x** "
+                            f"({verdict} the {TARGET_RATIO:g}x target)")
+    lost = sum(r["lost"] for r in rows)
+    return "\n\n".join([
+        f"One worker process, one torch thread, CPU; each client a process in a closed loop for "
+        f"{args.seconds:g} s. Batching on: `--max-batch 32 --max-delay-ms 2`; off: "
+        "`--max-batch 1`. One request = one Polar(64,32) codeword (ecct), one LDPC(49,24) "
+        "codeword with BP-20 (bp), or one LM step of a one-row lm-small session (lm). "
+        "Latency at the client; batch = mean requests per model call at the server.",
+        table(["op", "batching", "clients", "requests/s", "p50 ms", "p99 ms", "batch", "lost"],
+              table_rows),
+        "Batching gain at the largest client count:\n\n" + "\n".join(verdicts),
+        f"Lost replies (timeouts or error replies) over all runs: **{lost}** (target 0).",
+        "Why LM steps gain little: they are never merged across sessions (a GEMM row's floats "
+        "depend on the batch shape and LM coding needs bit-identical probabilities), so "
+        "batching only packs queued steps into one worker message. Why ECCT gains less than "
+        "BP: on one CPU thread the ECCT forward pass costs about 0.3 ms per codeword even in a "
+        "batch of 32 (it is compute-bound), while a BP call is dominated by per-call overhead "
+        "that batching shares.",
+    ])
+
+
+if __name__ == "__main__":
+    main()
