@@ -102,19 +102,22 @@ def psnr_db(reference: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
 
 
 def ms_ssim(reference: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """MS-SSIM (pytorch-msssim, 5 scales, data range 1) per image of a batch.
+    """MS-SSIM (pytorch-msssim: 5 scales, Gaussian window 11, data range 1) per image.
 
-    Images smaller than 161 pixels on a side (what 5 scales of an 11-tap window need) are
-    scored with fewer scales, weights renormalized.
+    ``image`` is rounded to 8 bits first. pytorch-msssim needs more than 160 pixels on the
+    shorter side for its window of 11 over 5 scales; smaller images use the largest odd window
+    that fits (``(win - 1) * 16 < side``), and images under 49 pixels single-scale SSIM.
     """
     from pytorch_msssim import ms_ssim as _ms_ssim
+    from pytorch_msssim import ssim as _ssim
 
     ref = reference if reference.dim() == 4 else reference[None]
     img = quantize_image(image if image.dim() == 4 else image[None])
-    weights = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
     side = min(ref.shape[-2:])
-    scales = 5
-    while scales > 1 and side <= (11 - 1) * 2 ** (scales - 1):
-        scales -= 1
-    w = torch.tensor(weights[:scales])
-    return _ms_ssim(ref, img, data_range=1.0, size_average=False, weights=(w / w.sum()).tolist())
+    win = 11
+    while win > 3 and (win - 1) * 16 >= side:
+        win -= 2
+    if (win - 1) * 16 < side:
+        return _ms_ssim(ref, img, data_range=1.0, size_average=False, win_size=win)
+    win = max(3, min(11, side - (1 - side % 2)))
+    return _ssim(ref, img, data_range=1.0, size_average=False, win_size=win)

@@ -10,7 +10,9 @@ per channel use (the same as JSCC):
 2. **Transport blocks**: the budget is cut into ``num_symbols // 512`` blocks of 512 REs, each
    one 5G NR LDPC code block of the MCS (``transport_config``: TBS payload bits + the TB CRC,
    CRC-16 or CRC-24A). The REs left over (fewer than 512) carry random QPSK padding at
-   ``Es = 1``, so both schemes send the same energy.
+   ``Es = 1``, so both schemes send the same energy; the coded bits are scrambled with a fixed
+   pseudo-random sequence (as TS 38.211 does) so that the zero padding of the payload does
+   not sit on the low-energy inner QAM points.
 3. **Source coding**: the codec (HEIF by default) at the highest quality whose file, behind a
    4-byte length header, fits the ``num_blocks x TBS`` payload bits; zero padding after it.
 4. **Receiver** at the *true* SNR: the same channel as JSCC (:class:`JSCCChannel`: AWGN, or
@@ -153,7 +155,7 @@ class SeparationLink:
         raw[:len(payload)] = np.frombuffer(payload, dtype=np.uint8)
         bits = torch.from_numpy(np.unpackbits(raw)[:plan.payload_bits].copy())
         blocks = _crc(cfg).attach(bits.reshape(plan.num_blocks, cfg.tbs))
-        coded = cfg.code.encode(blocks)
+        coded = cfg.code.encode(blocks).to(torch.uint8) ^ _scrambler((plan.num_blocks, cfg.e))
         symbols = constellation(plan.mcs.modulation).map(coded).reshape(-1)
         tail = plan.num_symbols - symbols.numel()
         pad_bits = torch.randint(0, 2, (2 * tail,), dtype=torch.uint8, generator=generator)
@@ -168,6 +170,8 @@ class SeparationLink:
         qam = constellation(plan.mcs.modulation)
         llr = qam.demap(y[:used].reshape(plan.num_blocks, BLOCK_RE),
                         noise_var[:used].reshape(plan.num_blocks, BLOCK_RE))
+        # descramble: a scrambling bit 1 flipped the coded bit, so it flips the LLR's sign
+        llr = llr * (1.0 - 2.0 * _scrambler(llr.shape).to(llr.dtype))
         decoder = _decoder(self.decoder_name, self.num_iters, cfg.entry.table, cfg.entry.index)
         bits = decoder(cfg.code.rate_recover(llr.float()))[:, :cfg.k]
         ok = _crc(cfg).check(bits)
@@ -210,6 +214,14 @@ class SeparationLink:
     def encode_only(self, image: torch.Tensor, quality: float) -> bytes:
         """The codec's file at a given quality (for plots of the codec alone)."""
         return encode_image(image, self.codec, quality)
+
+
+def _scrambler(shape: tuple[int, int]) -> torch.Tensor:
+    """Fixed pseudo-random bits XORed onto the coded bits (as TS 38.211 scrambling does), so
+    that zero padding does not map to the low-energy inner QAM points: every symbol has
+    ``Es = 1`` on average, like the JSCC symbols."""
+    gen = torch.Generator().manual_seed(0x5C2A)
+    return torch.randint(0, 2, shape, dtype=torch.uint8, generator=gen)
 
 
 def _digest(image: torch.Tensor) -> str:
