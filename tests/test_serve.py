@@ -339,3 +339,43 @@ def test_dead_server_is_one_line_and_exit_2(tmp_path):
 def test_remote_model_needs_the_server_to_serve_it(client):
     with pytest.raises(ServerError, match="serves no lm model"):
         client.lm("smollm2")
+
+
+def test_a_worker_killed_under_load_loses_no_reply(server):
+    """Last in this module: it kills one of the two workers (the server restarts it)."""
+    import os
+    import signal
+    import time
+
+    code = get_code("POLAR_N64_K32")
+    local = make_decoder("ecct", code)
+    words = [bpsk_llr(64, 3, 3.0, 0.5, seed=500 + i) for i in range(6)]
+    expected = [local(w) for w in words]
+    with connect(server.endpoint) as c:
+        victim = next(w["pid"] for w in c.stats()["workers"])
+    stop = threading.Event()
+    counts, errors = [0] * 6, []
+
+    def run(k: int) -> None:
+        try:
+            with connect(server.endpoint, timeout_s=30.0, retries=0) as c:
+                dec = c.decoder("ecct", code)
+                while not stop.is_set():
+                    assert torch.equal(dec(words[k]), expected[k])
+                    counts[k] += 1
+        except Exception as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    os.kill(victim, signal.SIGKILL)
+    before = sum(counts)
+    time.sleep(3.0)  # the broker sees the worker exit (or 2 s of silence) and resends its work
+    stop.set()
+    for t in threads:
+        t.join(40)
+    assert not errors, errors
+    assert sum(counts) > before  # requests kept being answered after the kill
+    assert any("restarting it" in line for line in server.lines)

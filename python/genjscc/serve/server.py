@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -168,6 +169,22 @@ class ModelStats:
                 "latency_ms": pct}
 
 
+def _valid_description(desc: Any) -> bool:
+    """A model description from a worker has the fields the broker relies on."""
+    if not isinstance(desc, dict):
+        return False
+    if not all(isinstance(desc.get(k), str) and 0 < len(desc[k]) <= 256
+               for k in ("name", "kind", "sha256", "device")):
+        return False
+    ops = desc.get("ops")
+    if not isinstance(desc.get("info"), dict) or not isinstance(ops, dict) or not ops:
+        return False
+    return all(isinstance(name, str) and isinstance(op, dict)
+               and isinstance(op.get("merge"), bool)
+               and op.get("session") in (None, "start", "use", "end")
+               for name, op in ops.items())
+
+
 class Broker:
     """The server process's broker (module docstring). ``start()``, then ``run()``."""
 
@@ -296,7 +313,15 @@ class Broker:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            handler(frames)
+            try:
+                handler(frames)
+            except Exception as error:  # a bug or a message nobody foresaw: log, keep serving
+                self.totals["internal_errors"] += 1
+                if self.totals["internal_errors"] <= 10:
+                    import traceback
+
+                    self.log(f"ignored a message after {type(error).__name__}: {error}\n"
+                             + traceback.format_exc(limit=4))
 
     def _timeout_ms(self) -> int:
         wait = 0.1
@@ -531,8 +556,11 @@ class Broker:
 
     def _register(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
         models = {}
-        for desc in msg.get("models") or []:
-            if not isinstance(desc, dict) or not isinstance(desc.get("name"), str):
+        descs = msg.get("models")
+        for desc in descs if isinstance(descs, list) else []:
+            if not _valid_description(desc):
+                self.log(f"worker {ident.decode(errors='replace')} sent an invalid model "
+                         "description; ignored")
                 continue
             known = self._describe(desc["name"])
             if known is not None and self.workers.get(ident, None) is None and (
@@ -561,16 +589,21 @@ class Broker:
                 self._route(p)
 
     def _complete(self, w: WorkerState, msg: dict[str, Any], frames: list, now: float) -> None:
-        items, pos = msg.get("items") or [], 0
+        items, pos = msg.get("items"), 0
         batch = w.items
-        for item in items:
-            count = int(item.get("frames", 0))
+        for item in items if isinstance(items, list) else []:
+            count = item.get("frames") if isinstance(item, dict) else None
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                break
             reply = frames[pos:pos + count]
             pos += count
             tag = item.get("tag")
             if not isinstance(tag, int) or not 0 <= tag < len(batch) or not reply:
                 continue
             p = batch[tag]
+            if p is None:
+                continue  # a second reply for the same request
+            batch[tag] = None
             stats = self.stats.setdefault(p.model, ModelStats())
             stats.requests += 1
             stats.rows += p.rows
@@ -579,6 +612,10 @@ class Broker:
                 stats.errors += 1
                 self.totals["errors"] += 1
             self._reply(p.envelope, reply)
+        for p in batch:  # requests the worker did not answer still get a reply
+            if p is not None:
+                self._error(p.envelope, p.header["id"], "internal", "the worker returned no "
+                            "reply for this request", p.model)
         w.task, w.items = None, []
         w.tasks_done += 1
 
@@ -633,6 +670,10 @@ class Broker:
                 if self.fatal is None:
                     self.log(f"local worker pid {proc.pid} exited with status "
                              f"{proc.returncode}; restarting it")
+                here = socket.gethostname()
+                for w in [w for w in self.workers.values()
+                          if w.pid == proc.pid and w.host == here]:
+                    self._drop_worker(w, "exited")  # no need to wait for its heartbeat
             elif now >= entry["respawn_at"] and self.fatal is None:
                 entry["proc"], entry["respawn_at"] = self._spawn(), None
 
