@@ -548,9 +548,10 @@ class Broker:
                 self._complete(w, msg, frames[3:], now)
         elif kind == "fatal":
             text = str(msg.get("message", "a worker failed"))
-            self.log(f"worker {ident.decode(errors='replace')} cannot start: {text}")
             if not self.ready_announced and self.cfg.workers:
-                self.fatal = text
+                self.fatal = text  # the server stops with this one line
+            else:
+                self.log(f"worker {ident.decode(errors='replace')} cannot start: {text}")
         elif kind == "bye" and w is not None:
             self._drop_worker(w, "left")
 

@@ -132,7 +132,8 @@ class Worker:
             except (GenjsccError, ValueError, OSError) as error:
                 _send(sock, {"type": "fatal", "worker": self.wid, "message": str(error)})
                 time.sleep(0.2)  # let the message leave before the socket closes
-                print(f"genjscc serve --worker: {error}", file=sys.stderr)
+                if self.parent_pid is None:  # a local worker's server reports it instead
+                    print(f"genjscc serve --worker: {error}", file=sys.stderr)
                 return 2
             self._ready(sock)
             while not self.stop.is_set():
@@ -143,7 +144,10 @@ class Worker:
                 if msg is None:
                     continue
                 if msg.get("type") == "task":
-                    self._task(sock, msg, frames[2:])
+                    try:
+                        self._task(sock, msg, frames[2:])
+                    except Exception:  # a malformed task: log it, keep serving
+                        traceback.print_exc(file=sys.stderr)
                 elif msg.get("type") == "reset":
                     self._ready(sock)
                 elif msg.get("type") == "stop":
