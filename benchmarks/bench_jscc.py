@@ -17,20 +17,18 @@ SNR is below the estimate.
 from __future__ import annotations
 
 import argparse
-import sys
+import itertools
 import time
 from pathlib import Path
 
 import torch
+from benchlib import add_common_args, emit, setup_threads, table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import add_common_args, emit, setup_threads, table  # noqa: E402
-
-from genjscc.core.jscc import load_model, model_name  # noqa: E402
-from genjscc.core.jscc.evaluate import evaluate_schemes  # noqa: E402
-from genjscc.core.jscc.images import list_images, load_image, sample_images  # noqa: E402
-from genjscc.core.jscc.separation import SeparationLink  # noqa: E402
-from genjscc.zoo import list_models  # noqa: E402
+from genjscc.core.jscc import load_model, model_name
+from genjscc.core.jscc.evaluate import evaluate_schemes
+from genjscc.core.jscc.images import list_images, load_image, sample_images
+from genjscc.core.jscc.separation import SeparationLink
+from genjscc.zoo import list_models
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "bsds500" \
     / "test"
@@ -76,8 +74,8 @@ def _curve_rows(ratio, channel, points):
 def _verdicts(ratio, channel, curve, mismatch):
     out = []
     jscc = sorted((p for p in curve if p.scheme == "jscc"), key=lambda p: p.snr_db)
-    slopes = [(b.psnr_db - a.psnr_db) / (b.snr_db - a.snr_db) for a, b in zip(jscc, jscc[1:])]
-    worst_drop = max(slopes + [0.0])  # PSNR lost per dB when the SNR falls by one step
+    slopes = [(b.psnr_db - a.psnr_db) / (b.snr_db - a.snr_db) for a, b in itertools.pairwise(jscc)]
+    worst_drop = max([*slopes, 0.0])  # PSNR lost per dB when the SNR falls by one step
     verdict = "met" if worst_drop <= 1.5 else "NOT met"
     out.append(f"{ratio} {channel}: JSCC's largest PSNR drop per dB of SNR going down is "
                f"{worst_drop:.2f} dB/dB (target <= 1.5: {verdict}).")
