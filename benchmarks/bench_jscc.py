@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import torch
-from benchlib import add_common_args, emit, setup_threads, table
 
+from benchlib import add_common_args, emit, setup_threads, table
 from genjscc.core.jscc import load_model, model_name
 from genjscc.core.jscc.evaluate import evaluate_schemes
 from genjscc.core.jscc.images import list_images, load_image, sample_images
