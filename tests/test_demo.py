@@ -21,18 +21,20 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "genjscc.cli", "demo", "--out", str(out), "--modulations",
          "qpsk,16qam", "--packets", "40", "--step", "7", "--coded-links", "qpsk-pdu",
-         "--coded-packets", "40", "--cliff-words", "30"],
+         "--coded-packets", "40", "--cliff-words", "30", "--jscc-images", "1",
+         "--jscc-crop", "128"],
         capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-2000:]
     report = (out / "report.md").read_text()
     for image in ("ber_pdu.png", "delivery_pdu.png", "ber_ofdm.png", "delivery_ofdm.png",
-                  "coded_bler.png", "amc_cliff.png"):
+                  "coded_bler.png", "amc_cliff.png", "jscc_psnr.png", "jscc_mismatch.png",
+                  "jscc_grid.png"):
         assert f"({image})" in report
         assert (out / image).stat().st_size > 10_000
     for title in ("## Coded link", "## Link adaptation: the cliff and leveling effects"):
         assert title in report
     results = json.loads((out / "results.json").read_text())
-    assert set(results["seconds"]) == {"links", "coded", "amc"}
+    assert set(results["seconds"]) == {"links", "coded", "amc", "jscc"}
     ofdm = results["ofdm"]
     # The highest-SNR OFDM point of each modulation delivers every packet.
     for modulation in ("qpsk", "16qam"):
@@ -43,6 +45,7 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
     assert abs(qpsk0["bit_errors"] / qpsk0["bits_compared"] - 0.0786) < 0.01
     _check_coded(results["coded"])
     _check_cliff(results["amc_cliff"])
+    _check_jscc(results["jscc"])
 
 
 def _check_coded(coded: list[dict]) -> None:
@@ -109,3 +112,16 @@ def test_flowgraphs_built_in_functions_do_not_crash() -> None:
                             text=True, timeout=300)
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert "survived" in result.stdout
+
+
+def _check_jscc(jscc: dict) -> None:
+    """Both schemes at every SNR; the separation chain loses the image below its estimate."""
+    exact, mismatch = jscc["exact"], jscc["mismatch"]
+    assert {p["scheme"] for p in exact} == {"jscc", "separation-heif"}
+    for p in exact + mismatch:
+        assert p["ratio"] == "1/6" and p["images"] == 1 and 0 < p["ms_ssim"] <= 1
+    far_below = [p for p in mismatch
+                 if p["scheme"] != "jscc" and p["snr_db"] <= p["estimated_snr_db"] - 2]
+    assert far_below and all(p["failures"] == 1 for p in far_below)
+    jscc_mm = sorted((p for p in mismatch if p["scheme"] == "jscc"), key=lambda p: p["snr_db"])
+    assert jscc_mm[-1]["psnr_db"] > jscc_mm[0]["psnr_db"]  # JSCC improves with the SNR

@@ -10,6 +10,8 @@ reference curves, and DIR/results.json with every measured number:
              BP -> CRC check) beside the uncoded link at the same Eb/N0 per payload bit;
   ``amc``    link adaptation with the TS 38.214 MCS tables when the SNR estimate is wrong: the
              cliff (true SNR below the estimate) and the leveling (above it).
+  ``jscc``   Deep JSCC image transmission beside image codec + 5G LDPC + QAM with AMC, with an
+             exact and with a wrong SNR estimate, and a grid of reconstructions.
 
 Each part's options are listed under its name below.
 """
@@ -57,6 +59,8 @@ PARTS: list[DemoPart] = [
              "CRC + 5G NR LDPC coded links beside the uncoded link"),
     DemoPart("amc", "genjscc.demo.amc",
              "AMC with a wrong SNR estimate: cliff and leveling (TS 38.214 MCS table 1)"),
+    DemoPart("jscc", "genjscc.demo.jscc",
+             "Deep JSCC images beside HEIF + 5G LDPC + QAM with AMC (ratio 1/6, AWGN)"),
 ]
 
 
