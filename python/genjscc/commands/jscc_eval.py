@@ -28,6 +28,8 @@ examples:
   genjscc jscc-eval --images photos/ --snr 0,10,20 --grid grid.png --json > out.json
   genjscc jscc-eval --images photos/ --snr 5 --channel rayleigh --codec jpeg2000
   genjscc jscc-eval --images photos/ --snr 0,10 --ratio 1/12 --scheme jscc
+  genjscc jscc-eval --images photos/ --snr 0,10 --backend tcp://gpu-host:5555
+                                   the JSCC model on `genjscc serve --models jscc-r1_6`
 
 --json prints a list of objects: scheme, snr_db, estimated_snr_db, ratio, channel, psnr_db,
 ms_ssim, failures, images, ebno_db (per 8-bit source value) and extra (MCS, bits per pixel).
@@ -65,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use only the first N images (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     parser.add_argument("--backend", default="local",
-                        help="where the JSCC model runs: local (default) or tcp://HOST:PORT")
+                        help="where the JSCC model runs: local (default) or tcp://HOST:PORT of "
+                        "`genjscc serve --models jscc-r1_6` (docs/protocol.md)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="write PSNR and MS-SSIM against SNR here")
@@ -105,8 +108,12 @@ def _model(args: argparse.Namespace):
 
     name = args.model or model_name(args.ratio)
     if args.backend != "local":
-        raise GenjsccError(f"--backend {args.backend}: only 'local' is available for JSCC yet "
-                           "(the inference server client is not wired to jscc-eval)")
+        from genjscc.serve.jscc import RemoteJSCC
+
+        model = RemoteJSCC(args.backend, name)
+        if model.ratio != parse_ratio(args.ratio):
+            raise GenjsccError(f"model {name} has ratio {model.ratio}, not --ratio {args.ratio}")
+        return model
     model = load_model(name)
     if model.ratio != parse_ratio(args.ratio):
         raise GenjsccError(f"model {name} has ratio {model.ratio}, not --ratio {args.ratio}")

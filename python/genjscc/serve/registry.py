@@ -104,6 +104,7 @@ KINDS: dict[str, Loader | str] = {
     "ecct": "genjscc.serve.registry:load_ecct",
     "bp": "genjscc.serve.registry:load_bp",
     "lm": "genjscc.serve.registry:load_lm",
+    "jscc": "genjscc.serve.jscc:load_jscc",
 }
 """Kind -> loader, or a lazy ``"module:attribute"`` naming one."""
 
