@@ -331,7 +331,7 @@ Eb/N0 4 / 5 / 6 dB, `genjscc ber` engine, at least {args.eval_min_errors} block 
 |---|---|
 | this model | {_fmt(ecct)} |
 | BP, 50 iterations (measured here) | {_fmt(bp)} |
-{f"| BP, 50 iterations (published) | {_fmt(paper_bp)} |" if paper_bp else ""}
+{f"| BP, 50 iterations (published) | {_fmt(paper_bp)} |" + chr(10) if paper_bp else ""}\
 {paper_rows}
 
 This is {samples / 128e6 * 100:.2f} % of the published training budget (1000 epochs x 1000
