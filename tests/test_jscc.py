@@ -264,7 +264,7 @@ def test_jscc_eval_json_plot_grid(tmp_path, capsys):
     (["--snr", "a,b"], "not a number"),
     (["--snr", "0,1", "--estimated-snr", "1,2,3"], "estimated"),
     (["--snr", "0", "--ratio", "1/12", "--model", "jscc-r1_6"], "ratio"),
-    (["--snr", "0", "--backend", "tcp://127.0.0.1:1"], "backend"),
+    (["--snr", "0", "--backend", "tcp://127.0.0.1:1"], "cannot connect"),  # no server there
 ])
 def test_jscc_eval_user_errors(tmp_path, capsys, argv, message):
     from genjscc.core.jscc.images import save_image
