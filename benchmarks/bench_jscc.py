@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
                     help="held-out images (default: BSDS500 test of ../shared, else the "
                     "shipped samples)")
-    ap.add_argument("--max-images", type=int, default=8, help="images per point (default 8)")
+    ap.add_argument("--max-images", type=int, default=4, help="images per point (default 4)")
     ap.add_argument("--ratios", default="1/6,1/12", help="bandwidth ratios (default 1/6,1/12)")
     ap.add_argument("--channels", default="awgn,rayleigh")
     add_common_args(ap)
