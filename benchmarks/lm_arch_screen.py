@@ -1,16 +1,18 @@
 """Screen small byte-level LM architectures: bits/byte after a short training vs coding speed.
 
-    .venv/bin/python benchmarks/lm_arch_screen.py --minutes 3 [--only gru768 lstm640]
+    .venv/bin/python benchmarks/lm_arch_screen.py --mb 1.5 [--only gru768 lstm640-bf16]
                                                   [--markdown out.md]
 
-Every candidate trains for the same wall time on one thread with the recipe of
+Every candidate trains on the same number of bytes (``--mb``) on one thread with the recipe of
 ``genjscc train lm`` (2048-byte windows started cold, truncated BPTT of 256 bytes, batch 32,
 folder-balanced sampling, AdamW 2e-3), then is measured on the held-out text (teacher-forced,
 cold 2048-byte chunks) and timed on its *coding* step: one byte for each of ``--rows`` chunks
 per call (51 = a 100 KB file in 2048-byte chunks), the call the range coder makes on both
-sides. The transformer is a pre-LN byte transformer (learned positions up to 2048) stepped one
-byte at a time with a preallocated KV cache. Short runs only rank the candidates roughly; what
-this settles is the speed of each and the early learning rate, not their final quality.
+sides. Times are CPU seconds of this process (``time.process_time``), not wall time: the machine
+is shared, and CPU time is what a candidate costs whatever else runs. The transformer is a
+pre-LN byte transformer (learned positions up to 2048) stepped one byte at a time with a
+preallocated KV cache. Short runs only rank the candidates roughly: what this settles is the
+speed of each (training and coding) and the early learning per byte, not their final quality.
 Not part of ``run_all.py``: it trains.
 """
 
@@ -111,16 +113,17 @@ CANDIDATES = {
 }
 
 
-def train_for(model: nn.Module, sampler: WindowSampler, seconds: float, seed: int,
+def train_for(model: nn.Module, sampler: WindowSampler, budget_bytes: int, seed: int,
               bf16: bool) -> dict:
-    """Train ``model`` for ``seconds`` (bfloat16 autocast if ``bf16``); steps, bytes seen."""
+    """Train ``model`` on ``budget_bytes`` (bfloat16 autocast if ``bf16``): steps, bytes seen,
+    CPU seconds."""
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     recurrent = isinstance(model, SmallByteLM)
-    steps, seen, start = 0, 0, time.perf_counter()
+    steps, seen, start = 0, 0, time.process_time()
     planned = 100_000  # the schedule: warm-up, then nearly flat at this length
     model.train()
-    while time.perf_counter() - start < seconds:
+    while seen < budget_bytes:
         if recurrent:
             target = sampler.sample(BATCH, gen)
             inputs = torch.cat([torch.full((BATCH, 1), BOS), target[:, :-1]], 1)
@@ -142,7 +145,7 @@ def train_for(model: nn.Module, sampler: WindowSampler, seconds: float, seed: in
             _update(model, optimizer, logits, target, _lr(steps, planned, 2e-3))
             steps += 1
             seen += rows * WINDOW
-    return {"steps": steps, "seen": seen}
+    return {"steps": steps, "seen": seen, "cpu_s": time.process_time() - start}
 
 
 def _update(model, optimizer, logits, target, lr) -> None:
@@ -165,28 +168,28 @@ def step_time(model: nn.Module, rows: int, steps: int, bf16: bool) -> float:
         state, logits = model.step(state, tokens)
     if not isinstance(model, SmallByteLM):
         state = model.initial_state(rows)
-    start = time.perf_counter()
+    start = time.process_time()
     # the recurrent models carry their step type in their config; the transformer autocasts
     with torch.autocast("cpu", dtype=torch.bfloat16,
                         enabled=bf16 and not isinstance(model, SmallByteLM)):
         for _ in range(steps):
             state, logits = model.step(state, tokens)
             torch.softmax(logits.float(), -1)
-    return (time.perf_counter() - start) / steps
+    return (time.process_time() - start) / steps
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
-    parser.add_argument("--minutes", type=float, default=3.0, help="training time each")
+    parser.add_argument("--mb", type=float, default=1.5, help="training MB each (%(default)s)")
     parser.add_argument("--only", nargs="+", choices=sorted(CANDIDATES))
     parser.add_argument("--rows", type=int, default=51)
     parser.add_argument("--valid-bytes", type=int, default=1 << 15)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
     threads = setup_threads(args.threads)
-    minutes = 0.05 if args.quick else args.minutes
+    budget = int(1e6 * (0.02 if args.quick else args.mb))
     train, valid = split_corpus(args.data)
     sampler = WindowSampler(train, WINDOW, 0.5)
     valid = [(n, d[:args.valid_bytes]) for n, d in valid]
@@ -195,21 +198,22 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         make, bf16 = CANDIDATES[name]
         model = make()
-        stats = train_for(model, sampler, 60 * minutes, seed=0, bf16=bf16)
+        stats = train_for(model, sampler, budget, seed=0, bf16=bf16)
         bpb = {n: _step_bpb(model, d) if isinstance(model, SmallByteLM)
                else _tf_bpb(model, d, bf16) for n, d in valid}
         per_step = step_time(model, args.rows, 20 if args.quick else 300, bf16)
         coder = args.rows / (per_step + args.rows * CODER_OVERHEAD_US * 1e-6)
         row = [name, f"{model.num_parameters():,}", f"{model.macs_per_byte():,}",
-               f"{stats['seen'] / 1e6:.2f}", *[f"{bpb[n]:.3f}" for n, _ in valid],
+               f"{stats['seen'] / stats['cpu_s'] / 1e3:.1f}", *[f"{bpb[n]:.3f}" for n, _ in valid],
                f"{per_step * 1e3:.2f}", f"{coder / 1e3:.1f}"]
         rows.append(row)
         print(" | ".join(row), flush=True)
-    headers = ["model", "parameters", "MACs/byte", "MB seen", *[n for n, _ in valid],
-               f"step ms ({args.rows} rows)", "coder kB/s (est.)"]
-    emit(args, f"Training {minutes:g} min each on {threads} thread(s); bits/byte "
+    headers = ["model", "parameters", "MACs/byte", "training KB/s (CPU)",
+               *[n for n, _ in valid], f"step ms ({args.rows} rows)", "coder kB/s (est.)"]
+    emit(args, f"Training on {budget / 1e6:g} MB each on {threads} thread(s); bits/byte "
                f"teacher-forced on the first {args.valid_bytes} bytes of each held-out piece, "
-               "cold 2048-byte chunks. Coder kB/s = rows / (step time + rows x "
+               "cold 2048-byte chunks, through the coding step. Times in CPU seconds of the "
+               "process. Coder kB/s = rows / (step time + rows x "
                f"{CODER_OVERHEAD_US} us of quantization and range coding).\n\n"
          + table(headers, rows))
     return 0

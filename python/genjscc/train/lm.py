@@ -43,6 +43,7 @@ from genjscc.core.source.small import (
     CELLS,
     SmallByteLM,
     SmallLMConfig,
+    load_small_lm,
     save_small_lm,
 )
 from genjscc.errors import GenjsccError
@@ -342,15 +343,15 @@ def _export(args: argparse.Namespace, model: SmallByteLM, valid: list[tuple[str,
 
     out = args.out or ZOO_DIR / "weights" / f"{args.name}.safetensors"
     card = args.card or ZOO_DIR / f"{args.name}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_small_lm(model, out, {"trained_steps": str(state["step"])})
+    model = load_small_lm(out)  # measure what was written (bfloat16 files are rounded)
     rows = []
     for name, data in valid:
         sample = data[:args.valid_bytes]
         rows.append((name, len(sample), evaluate_bpb(model, sample), xz_bpb(sample)))
         print(f"valid {name}: {rows[-1][2]:.3f} bits/byte (xz -9e {rows[-1][3]:.3f})",
               file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_small_lm(model, out, {"trained_steps": str(state["step"]),
-                               "valid_bpb": json.dumps({r[0]: round(r[2], 4) for r in rows})})
     sha = sha256_file(out)
     card.write_text(_card_text(args, model, rows, state, train_bytes, out, sha))
     print(f"wrote {out} (sha256 {sha[:16]}...) and {card}", file=sys.stderr)
@@ -380,7 +381,7 @@ starts from the model's initial state and a begin-of-chunk input (see docs/lm-co
 | architecture | {model.describe()} -> linear 256 |
 | parameters | {model.num_parameters():,} |
 | multiply-adds per byte (coding) | {macs:,} (FLOPs per byte about {2 * macs:,}) |
-| weights | `{out.name}`, float32 safetensors, {out.stat().st_size:,} bytes, sha256 `{sha}` |
+| weights | `{out.name}`, {model.config.step_dtype} safetensors, {out.stat().st_size:,} bytes, sha256 `{sha}` |
 | training data | `{args.data}`: {train_bytes:,} bytes (all `*.txt` but the held-out pieces) |
 | held out (validation) | whole files {held_out}; the last {args.tail_fraction:.0%} of each \
 file over 4 MiB (concatenated documentation), cut at a blank line |

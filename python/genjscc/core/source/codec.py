@@ -28,6 +28,7 @@ from genjscc.core.source.container import (
     ContainerHeader,
     chunk_count,
     crc32,
+    is_stored,
     pack_container,
     parse_container,
     placeholder,
@@ -174,8 +175,11 @@ def compress(data: bytes, model: NextSymbolModel, chunk_size: int = DEFAULT_CHUN
         precision=PRECISION, device=_compute_kind(model), model_id=model.model_id,
         model_sha256=model.weights_sha256,
         torch_version=getattr(model, "torch_version", None) or torch.__version__)
-    return pack_container(header, payloads, [len(s) for s in symbols],
-                          [crc32(p) for p in pieces])
+    n_symbols = [len(s) for s in symbols]
+    for index, piece in enumerate(pieces):
+        if len(payloads[index]) >= len(piece):  # coding does not pay: store the bytes
+            payloads[index], n_symbols[index] = piece, 0
+    return pack_container(header, payloads, n_symbols, [crc32(p) for p in pieces])
 
 
 def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = False,
@@ -195,6 +199,12 @@ def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = Fals
     parsed = parse_container(blob)
     header = parsed.header
     if header.model_sha256 != model.weights_sha256:
+        if header.model_id == model.model_id:  # e.g. lm-small of an older genjscc
+            raise ContainerError(
+                f"this container was made with other weights of {header.model_id!r} (sha256 "
+                f"{header.model_sha256[:12]}...) than the ones here "
+                f"({model.weights_sha256[:12]}...): decompress it with the genjscc version "
+                "that made it, or pass those weights with --model PATH")
         raise ContainerError(
             f"this container was made with model {header.model_id!r} (weights sha256 "
             f"{header.model_sha256[:12]}...), not {model.model_id!r} "
@@ -203,11 +213,19 @@ def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = Fals
         raise ContainerError(f"container uses {header.precision}-bit probabilities; this "
                              f"genjscc codes with {PRECISION}")
     problems = dict(parsed.problems)
+    stored = [e is not None and is_stored(e) for e in parsed.entries]
     n_symbols = [e.n_symbols if e is not None else 0 for e in parsed.entries]
-    decoded = decode_chunks(model, parsed.payloads, n_symbols, rows=header.rows,
+    coded = [None if keep else p for p, keep in zip(parsed.payloads, stored, strict=True)]
+    decoded = decode_chunks(model, coded, n_symbols, rows=header.rows,
                             threads=header.threads, progress=progress)
     parts = []
     for index, (entry, symbols) in enumerate(zip(parsed.entries, decoded, strict=True)):
+        if index not in problems and stored[index]:
+            if crc32(parsed.payloads[index]) != entry.plain_crc:  # payload CRC passed: a bug
+                problems[index] = "stored bytes fail their CRC"
+            else:
+                parts.append(parsed.payloads[index])
+                continue
         if index not in problems:
             problems.update(_check_decoded(index, entry, symbols, model, header))
         if index not in problems:

@@ -136,18 +136,18 @@ def _encode_group(model: NextSymbolModel, rows: int, seqs: Sequence[Sequence[int
     encoders = [_stream.queue.RangeEncoder() for _ in seqs]
     block = max(1, min(256, _BUFFER_BYTES // (8 * model.vocab_size * max(1, len(seqs)))))
     buffer = np.zeros((len(seqs), block, model.vocab_size), dtype=np.float64)
+    ends = np.asarray(lengths, dtype=np.int64) - 1
     stepper = _steps(model, rows, width)
     probs = next(stepper, None)
     for t in range(width):
         active = [r for r, n in enumerate(lengths) if t < n]
-        weights = _weights(probs, active, rows)
         slot = t % block
-        for k, r in enumerate(active):
-            buffer[r, slot] = weights[k]
-            if slot == block - 1 or t == lengths[r] - 1:  # block full or row done: flush
-                first = t - slot
-                encoders[r].encode(padded[r, first:t + 1].astype(np.int32), _CATEGORICAL,
-                                   buffer[r, :slot + 1])
+        buffer[active, slot] = _weights(probs, active, rows)
+        # hand a row's block to its encoder when the block is full or the row ends
+        flush = active if slot == block - 1 else np.flatnonzero(ends == t).tolist()
+        for r in flush:
+            encoders[r].encode(padded[r, t - slot:t + 1].astype(np.int32), _CATEGORICAL,
+                               buffer[r, :slot + 1])
         if progress is not None:
             progress(len(active), total)
         probs = stepper.send(padded[:, t]) if t + 1 < width else None

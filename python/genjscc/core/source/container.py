@@ -9,7 +9,8 @@ Byte layout (all integers little-endian; the table is in docs/lm-compression.md)
 * chunk table: one 32-byte entry per chunk (payload offset and length, original length, symbol
   count, CRC-32 of the payload, CRC-32 of the original bytes, CRC-32 of the entry itself and its
   index);
-* payloads, in chunk order, each the range coder's 32-bit little-endian words.
+* payloads, in chunk order, each the range coder's 32-bit little-endian words, or (version 2,
+  symbol count 0) the chunk's original bytes, stored because coding would not shrink them.
 
 Every byte is covered by a CRC, so any single flipped byte is detected: in the header the whole
 container is refused; in a table entry or a payload only that chunk is lost, and the parser
@@ -26,7 +27,8 @@ from dataclasses import dataclass, field
 from genjscc.errors import GenjsccError
 
 MAGIC = b"\x89GJZ\r\n\x1a\n"
-VERSION = 1
+VERSION = 2  # 2: stored chunks (symbol count 0: the payload is the original bytes)
+READ_VERSIONS = (1, 2)
 DEVICE_CODES = {"cpu": 0, "cuda": 1}
 ENTRY_SIZE = 32
 MAX_CHUNK_SIZE = 1 << 24
@@ -161,9 +163,10 @@ def parse_header(data: bytes) -> tuple[ContainerHeader, int]:
     stored_crc = struct.unpack_from("<I", data, header_length - 4)[0]
     if crc32(data[:header_length - 4]) != stored_crc:
         raise ContainerError("container header is corrupt (CRC mismatch); no chunk can be read")
-    if version != VERSION:
+    if version not in READ_VERSIONS:
         raise ContainerError(f"container version {version} is not supported "
-                             f"(this genjscc reads version {VERSION})")
+                             f"(this genjscc reads versions "
+                             f"{', '.join(map(str, READ_VERSIONS))})")
     pos = _FIXED.size
     id_length = data[pos]
     model_id = data[pos + 1:pos + 1 + id_length]
@@ -230,7 +233,10 @@ def _read_chunk(data: bytes, header: ContainerHeader, header_length: int, table_
     # a byte is at most 2 symbols (escaped byte of a token model)
     if entry.original_length != expected_length or entry.n_symbols > 2 * expected_length:
         return None, None, "chunk table entry inconsistent with the header"
-    if entry.offset < table_end or entry.payload_length % 4:
+    stored = is_stored(entry)
+    if stored and (header_version(data) < 2 or entry.payload_length != entry.original_length):
+        return None, None, "chunk table entry inconsistent with the header"
+    if entry.offset < table_end or (not stored and entry.payload_length % 4):
         return entry, None, "chunk table entry has an impossible payload offset or length"
     if entry.offset + entry.payload_length > len(data):
         return entry, None, "payload truncated"
@@ -238,6 +244,18 @@ def _read_chunk(data: bytes, header: ContainerHeader, header_length: int, table_
     if crc32(payload) != entry.payload_crc:
         return entry, None, "payload corrupt (CRC mismatch)"
     return entry, payload, None
+
+
+def is_stored(entry: ChunkEntry) -> bool:
+    """A stored chunk (version 2): no symbols, the payload is the original bytes. The encoder
+    stores a chunk when range coding would not make it smaller (random or unusual binary
+    data), so no chunk costs more than its own length plus its table entry."""
+    return entry.n_symbols == 0 and entry.original_length > 0
+
+
+def header_version(data: bytes) -> int:
+    """The version field of a container whose header was checked."""
+    return struct.unpack_from("<H", data, 8)[0]
 
 
 def placeholder(index: int, length: int) -> bytes:

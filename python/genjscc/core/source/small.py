@@ -220,8 +220,14 @@ class SmallByteLM(nn.Module):
 
 def save_small_lm(model: SmallByteLM, path: str | Path, extra: dict[str, str] | None = None
                   ) -> None:
-    """Write the weights (float32) and the configuration as safetensors metadata."""
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
+    """Write the weights and the configuration as safetensors metadata.
+
+    Weights are stored in the step's operand type (float32, or bfloat16 for a bfloat16
+    coding step, which halves the file and loses nothing the step uses: its products read
+    bfloat16 weights anyway); loading turns them into float32 parameters.
+    """
+    dtype = STEP_DTYPES[model.config.step_dtype]
+    tensors = {k: v.detach().to("cpu", dtype).contiguous()
                for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, "genjscc_config": json.dumps(asdict(model.config))}
     metadata.update(extra or {})
@@ -243,7 +249,7 @@ def load_small_lm(path: str | Path, device: torch.device | str = "cpu") -> Small
                                f"{metadata.get('format')!r}, expected {FORMAT!r})")
         config = SmallLMConfig(**json.loads(metadata["genjscc_config"]))
         model = SmallByteLM(config)
-        model.load_state_dict(load_file(str(path)))
+        model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
     except GenjsccError:
         raise
     except Exception as error:  # a truncated or foreign file: say which file and why
