@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.quick:
         args.seconds, args.clients = 0.5, [1, 4]
+    alone = model_alone(5 if args.quick else 100)  # before any server runs
     rows: list[dict] = []
     ctx = mp.get_context("spawn")
     with ctx.Pool(max(args.clients)) as pool:
@@ -219,10 +220,13 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
-    alone = model_alone(5 if args.quick else 50)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "model_alone": alone}, indent=2))
     emit(args, report(rows, args, alone))
+
+
+def _ceiling(alone: dict[str, tuple[float, float]], op: str) -> str:
+    return f"{alone[op][0] / alone[op][1]:.1f}x" if op in alone else "n/a"
 
 
 def report(rows: list[dict], args: argparse.Namespace,
@@ -254,16 +258,20 @@ def report(rows: list[dict], args: argparse.Namespace,
               table_rows),
         "Batching gain at the largest client count:\n\n" + "\n".join(verdicts),
         f"Lost replies (timeouts or error replies) over all runs: **{lost}** (target 0).",
-        "The model call alone, in the benchmark's process on one thread (median of repeated "
-        "calls), bounds what merging can give: per request, one request per call against 32 "
-        "merged into one call (for lm: a 32-row step, which the server does not do):",
+        "The model call alone, in the benchmark's process on one thread before the servers "
+        "run (median of 100 calls), bounds what merging can give: per request, one request per "
+        "call against 32 merged into one call (for lm: a 32-row step, which the server does not "
+        "do):",
         table(["op", "ms per request, alone", "ms per request, 32 merged", "ceiling"],
               [[op, f"{a:.3f}", f"{b:.3f}", f"{a / b:.1f}x"] for op, (a, b) in alone.items()]),
-        "ECCT on a CPU thread is compute-bound (its per-codeword cost barely falls in a batch), "
-        "so server batching cannot reach 5x for it here; BP is overhead-bound and gains more. "
-        "LM steps are never merged across sessions (a GEMM row's floats depend on the batch "
-        "shape and LM coding needs bit-identical probabilities): batching only packs queued "
-        "steps into one worker message, which saves broker and worker round trips. With one "
+        f"The ECCT forward pass on one CPU thread is compute-bound: merging 32 codewords gave "
+        f"a ceiling of {_ceiling(alone, 'ecct')} in this run, so server batching cannot "
+        "reach 5x for ECCT on this CPU; BP "
+        f"({_ceiling(alone, 'bp')}) gains more, and the server adds its per-request overhead "
+        "to both, which batching shares. LM steps are never merged across sessions (a GEMM "
+        "row's floats depend on the batch shape and LM coding needs bit-identical "
+        "probabilities): batching only packs queued steps into one worker message, which "
+        "saves broker and worker round trips. With one "
         "client, batching on waits up to 2 ms for a batch that never fills. The machine is "
         "shared: the load average above says how much the other jobs took.",
     ])
