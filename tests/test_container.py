@@ -130,10 +130,10 @@ def test_corrupt_chunks_are_named_and_others_recovered(small, blob: bytes) -> No
     raw[header_length + 2 * ENTRY_SIZE + 3] ^= 0x04  # table entry of chunk 2
     result = decompress(bytes(raw), small)
     assert sorted(result.problems) == [1, 2]
-    assert "payload corrupt" in result.problems[1]
-    assert "table entry corrupt" in result.problems[2]
+    assert "table entry or payload corrupt" in result.problems[1]
+    assert "table entry" in result.problems[2]  # its length field: inconsistent
     assert result.data == DATA[:11] + DATA[33:]
-    assert "2 of 4 chunks lost: 1 (payload" in result.summary()
+    assert "2 of 4 chunks lost: 1 (table entry or payload" in result.summary()
     filled = decompress(bytes(raw), small, use_placeholder=True)
     assert len(filled.data) == len(DATA)
     assert filled.data == DATA[:11] + placeholder(1, 11) + placeholder(2, 11) + DATA[33:]
@@ -233,15 +233,39 @@ def _with_version(blob: bytes, version: int) -> bytes:
     return bytes(raw)
 
 
+def as_version_1(blob: bytes, stored_ok: bool = False) -> bytes:
+    """The same container in the version 1 layout (32-byte entries with offsets and separate
+    CRCs of entry and payload), as genjscc wrote it before version 2."""
+    parsed = parse_container(blob)
+    head_length = parse_header(blob)[1]
+    head = bytearray(blob[:head_length])
+    head[8:10] = struct.pack("<H", 1)
+    head[-4:] = struct.pack("<I", crc32(bytes(head[:-4])))
+    offset = head_length + 32 * parsed.header.n_chunks
+    table = bytearray()
+    for index, (entry, payload) in enumerate(zip(parsed.entries, parsed.payloads, strict=True)):
+        fields = struct.pack("<QIIIII", offset, len(payload), entry.original_length,
+                             entry.n_symbols, crc32(payload), entry.plain_crc)
+        table += fields + struct.pack("<I", crc32(struct.pack("<I", index) + fields))
+        offset += len(payload)
+    return bytes(head) + bytes(table) + b"".join(parsed.payloads)
+
+
 def test_version_1_containers_still_decode(small) -> None:
-    """Version 1 had no stored chunks; a v1 container decodes, a v1 with a stored one is
-    damaged in that chunk only."""
+    """Version 1 (32-byte entries, no stored chunks) still decodes, damage and all; a
+    version 1 container claiming a stored chunk is damaged in that chunk only."""
     text = b"Version one had no stored chunks at all. " * 4
-    v1 = _with_version(compress(text, small, chunk_size=50), 1)
+    v1 = as_version_1(compress(text, small, chunk_size=50))
+    assert parse_container(v1).header.n_chunks == 4 and len(v1) > len(compress(text, small, 50))
     assert decompress(v1, small).data == text
+    damaged = bytearray(v1)
+    damaged[parse_container(v1).entries[1].offset] ^= 0x20
+    result = decompress(bytes(damaged), small)
+    assert list(result.problems) == [1] and "payload corrupt" in result.problems[1]
+    assert result.data == text[:50] + text[100:]
     blob = compress(DATA, small, chunk_size=11, batch=4)
     stored = [i for i, e in enumerate(parse_container(blob).entries) if e.n_symbols == 0]
-    result = decompress(_with_version(blob, 1), small)
+    result = decompress(as_version_1(blob), small)
     assert 2 in stored and sorted(result.problems) == stored
     assert all("inconsistent" in result.problems[i] for i in stored)
 
@@ -304,5 +328,6 @@ def test_cli_names_corrupt_chunks_and_writes_placeholders(tmp_path, blob: bytes)
                      "--placeholder", "-q")
     assert result.returncode != 0
     message = result.stderr.decode().strip()
-    assert message.count("\n") == 0 and "1 of 4 chunks lost: 2 (payload corrupt" in message
+    assert message.count("\n") == 0
+    assert "1 of 4 chunks lost: 2 (table entry or payload corrupt" in message
     assert (tmp_path / "out").read_bytes() == DATA[:22] + placeholder(2, 11) + DATA[33:]

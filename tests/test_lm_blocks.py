@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from genjscc.core.source import compress, load_model, parse_container
-from genjscc.core.source.container import placeholder
+from genjscc.core.source.container import ENTRY_SIZE, placeholder
 from genjscc.core.source.small import SmallByteLM, SmallLMConfig, save_small_lm
 from gnuradio import blocks, genjscc, gr
 
@@ -147,7 +147,7 @@ def corrupt_containers(small) -> tuple[bytes, list[tuple[str, bytes]]]:
     header_flip = bytearray(blob)
     header_flip[20] ^= 0x01  # chunk size field
     table_flip = bytearray(blob)
-    table_flip[header_length + 32 * 2 + 5] ^= 0x08  # entry of chunk 2
+    table_flip[header_length + ENTRY_SIZE * 2 + 5] ^= 0x08  # entry of chunk 2
     return blob, [
         ("not_container", b"plain text, not a container" * 3),
         ("not_container", blob[:20]),
