@@ -37,10 +37,12 @@ $(DEPS_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt requirements-dev.t
 	@touch $@
 
 # Editable install (compat mode: a .pth pointing at python/), so `import genjscc` and
-# `from gnuradio import genjscc` both resolve to the source tree.
-$(PKG_STAMP): $(DEPS_STAMP)
+# `from gnuradio import genjscc` both resolve to the source tree. It also compiles the native
+# BP kernel (lib/, setup.py) into python/genjscc/core/fec/, again whenever lib/ changes.
+$(PKG_STAMP): $(DEPS_STAMP) setup.py lib/bp_kernel.c lib/bp_lanes.h
 	$(PIP) install -c constraints.txt --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	@$(PY) -c 'import genjscc; from gnuradio import genjscc as g; print("genjscc", genjscc.__version__, "ready")'
+	@$(PY) -c 'from genjscc.core.fec import _native as n; print("genjscc:", n.reason() if n.available() else "WARNING: " + n.reason())'
 	@touch $@
 
 demo: setup

@@ -1,4 +1,5 @@
-"""Both install routes (pip and CMake) give `import genjscc` and `from gnuradio import genjscc`."""
+"""Both install routes (pip and CMake) give `import genjscc` and `from gnuradio import genjscc`,
+and both build the native BP kernel (lib/) into the installed package."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ CHECK = (
     "assert genjscc.__file__.startswith(sys.argv[1]), genjscc.__file__;"
     "assert g.__file__.startswith(sys.argv[1]), g.__file__;"
     "assert resources.files('genjscc.zoo').joinpath('manifest.yml').is_file();"
+    # the native BP kernel was built and installed with the package, and decodes
+    "from genjscc.core.fec import _native;"
+    "assert _native.available() and sys.argv[1] in _native.reason(), _native.reason();"
+    "import torch; from genjscc.core.fec.bp import BPDecoder;"
+    "d = BPDecoder([[1, 1, 0], [0, 1, 1]], backend='native');"
+    "r = d.decode(torch.tensor([[2.0, -0.5, 3.0]]));"
+    "assert r.bits.tolist() == [[0, 0, 0]] and r.num_iters.tolist() == [1], r;"
     "print('ok', genjscc.__version__)"
 )
 
@@ -47,6 +55,8 @@ def test_cmake_install_route(tmp_path: Path) -> None:
     subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build),
                     f"-DCMAKE_INSTALL_PREFIX={prefix}", f"-DPYTHON_EXECUTABLE={sys.executable}"],
                    check=True, timeout=300, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build)], check=True, timeout=300,
+                   capture_output=True)
     subprocess.run(["cmake", "--install", str(build)], check=True, timeout=300,
                    capture_output=True)
     site_dirs = list(prefix.glob("lib/python3*/site-packages"))

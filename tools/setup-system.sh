@@ -4,12 +4,12 @@
 # so a second `make` run touches nothing.
 set -euo pipefail
 
-APT_PACKAGES=(gnuradio gnuradio-dev python3-venv cmake xz-utils bzip2 zstd brotli)
+APT_PACKAGES=(gnuradio gnuradio-dev python3-venv cmake gcc xz-utils bzip2 zstd brotli)
 
 have_all() {
     /usr/bin/python3 -c 'from gnuradio import gr, digital, channels, pdu' 2>/dev/null || return 1
     /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || return 1
-    for tool in cmake grcc xz bzip2 zstd brotli; do
+    for tool in cmake gcc grcc xz bzip2 zstd brotli; do  # gcc: the native BP kernel (lib/)
         command -v "$tool" >/dev/null || return 1
     done
 }

@@ -26,7 +26,14 @@ Conventions (docs/conventions.md): ``llr = ln P(b=0|y) / P(b=1|y)``, positive me
 the hard decision is ``b = (llr < 0)``. Channel LLRs are sanitised first: NaN -> 0 (an erasure),
 ``+-inf`` and anything larger than ``llr_clip`` in magnitude -> ``+-llr_clip``.
 
-Implementation: the edges of the Tanner graph are stored grouped by check degree, so the
+Backends (``backend``): on the CPU, float32 inputs are decoded by the native kernel
+(lib/bp_kernel.c through :mod:`genjscc.core.fec._native`: the same rules and schedules, words in
+SIMD lanes, each word leaving its lane at its own early stop, ``num_threads`` threads; the tanh
+rule there runs in the likelihood-ratio domain, without transcendental functions). The torch
+implementation below serves CUDA, float64 and ``backend="torch"``, and the CPU when the kernel
+is not built.
+
+Implementation (torch): the edges of the Tanner graph are stored grouped by check degree, so the
 messages of all checks of degree ``d`` form one dense ``[num_checks_d, d, batch]`` tensor and
 check-node updates are plain reductions over the middle axis (no scatter). Messages are kept
 edge-major (``[num_edges, batch]``) so gathers copy contiguous rows and every elementwise op is
@@ -40,9 +47,10 @@ Precision: messages are float32 by default (``dtype=torch.float64`` is available
 converge decode identically whatever batch they are in; words that do not converge follow a
 chaotic path that float rounding (vectorised vs. scalar transcendental functions, float32 vs.
 float64) can change, so their final bits may differ between batch sizes or implementations.
-Throughput: the decoder issues many mid-sized elementwise ops; on a busy machine torch's
+Throughput (torch): the decoder issues many mid-sized elementwise ops; on a busy machine torch's
 intra-op threads mostly wait for each other, and ``torch.set_num_threads(1)`` can be several
-times faster (see docs/fec.md for measurements).
+times faster. The native kernel is 10-30x faster than the torch path on the CPU (docs/fec.md,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -55,10 +63,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["CHECK_RULES", "SCHEDULES", "BPDecoder", "BPResult", "greedy_layers"]
+from genjscc.core.fec import _native
+
+__all__ = ["BACKENDS", "CHECK_RULES", "SCHEDULES", "BPDecoder", "BPResult", "greedy_layers"]
 
 CHECK_RULES = ("tanh", "minsum", "normalized_minsum", "offset_minsum")
 SCHEDULES = ("flooding", "layered")
+BACKENDS = ("auto", "native", "torch")
 
 # Smallest |v2c| fed to phi() in the tanh rule: phi(1e-5) = 12.2, so the exclusive sum
 # S - phi_i keeps ~1e-6 absolute precision in float32 and never becomes inf - inf.
@@ -329,6 +340,13 @@ class BPDecoder:
             (slower; bit-exact comparisons with double-precision decoders).
         device: where to build the index tensors up front (optional; inputs on another device
             get their own copy on first use). Decoding always runs on the input's device.
+        backend: ``"auto"`` (default): CPU inputs go to the native kernel (lib/bp_kernel.c,
+            batch-major SIMD, words stop and leave their lane one by one) when it is built
+            and ``dtype`` is float32, everything else to the torch implementation (CUDA,
+            float64, or no kernel: logged once); ``"native"``: the kernel or an error;
+            ``"torch"``: always the torch implementation.
+        num_threads: threads of the native kernel (words are shared out between them);
+            ``None``: ``torch.get_num_threads()`` at each call.
 
     Call ``dec(llr)`` for hard bits or ``dec.decode(llr)`` for a :class:`BPResult`. Channel
     LLRs: NaN is read as 0 (erasure), ``+-inf`` and larger magnitudes as ``+-llr_clip``.
@@ -358,6 +376,8 @@ class BPDecoder:
         llr_clip: float = 20.0,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        backend: str = "auto",
+        num_threads: int | None = None,
     ):
         if check_rule not in CHECK_RULES:
             raise ValueError(f"check_rule must be one of {CHECK_RULES}, got {check_rule!r}")
@@ -375,6 +395,18 @@ class BPDecoder:
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         if layers is not None and schedule != "layered":
             raise ValueError("layers only apply to schedule='layered'")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if num_threads is not None and (isinstance(num_threads, bool)
+                                        or int(num_threads) != num_threads or num_threads < 1):
+            raise ValueError(f"num_threads must be None or an integer >= 1, got {num_threads!r}")
+        if backend == "native":
+            if not _native.available():
+                raise RuntimeError(f"backend='native': {_native.reason()}")
+            if dtype != torch.float32:
+                raise ValueError("backend='native' decodes float32 messages only")
+        self.backend = backend
+        self.num_threads = None if num_threads is None else int(num_threads)
 
         rows, cols, m, n = _as_edges(H)
         self.n, self.m, self.num_edges = n, m, int(rows.size)
@@ -395,6 +427,8 @@ class BPDecoder:
             self._build_layered(rows, cols, m, n, layers)
         self._syn_var = self._var_rank[cols[syn.edge]]
         self._graphs: dict[torch.device, _DeviceGraph] = {}
+        self._rows, self._cols = rows, cols
+        self._native_code: _native.NativeCode | None = None
         if device is not None:
             self._graph(torch.device(device))
 
@@ -458,8 +492,8 @@ class BPDecoder:
 
     # -- input -----------------------------------------------------------------------------
 
-    def _prepare(self, llr) -> torch.Tensor:
-        """Validate and sanitise ``llr [..., n]``; return ``[n, batch]`` in internal row order."""
+    def _check(self, llr) -> torch.Tensor:
+        """Validate ``llr [..., n]``; return it as a tensor."""
         if not isinstance(llr, torch.Tensor):
             if isinstance(llr, np.ndarray):
                 llr = torch.from_numpy(llr)
@@ -474,6 +508,10 @@ class BPDecoder:
             raise ValueError(
                 f"llr must have shape [..., n] with n = {self.n}, got {tuple(llr.shape)}"
             )
+        return llr
+
+    def _prepare(self, llr: torch.Tensor) -> torch.Tensor:
+        """Sanitise checked ``llr [..., n]``; return ``[n, batch]`` in internal row order."""
         x = llr.detach().reshape(-1, self.n).to(self.dtype)
         g = self._graph(x.device)
         x = x.t().index_select(0, g.var_order)  # [n, batch], internal variable order
@@ -495,6 +533,9 @@ class BPDecoder:
                 dtypes are converted to the decoder's ``dtype``).
             ValueError: the last dimension is not ``n``.
         """
+        llr = self._check(llr)
+        if self.uses_native(llr.device):
+            return self._decode_native(llr)
         ch = self._prepare(llr)
         g = self._graph(ch.device)
         # On CPU the working batch is capped so that the messages stay in cache; a GPU takes
@@ -515,6 +556,49 @@ class BPDecoder:
             step = self._flooding if self.schedule == "flooding" else self._layered
             step(batcher, g, work)
         return batcher.result(g, tuple(llr.shape[:-1]))
+
+    def uses_native(self, device: torch.device | str = "cpu") -> bool:
+        """Whether inputs on ``device`` are decoded by the native kernel (see ``backend``)."""
+        device = torch.device(device)
+        if self.backend == "torch":
+            return False
+        if self.backend == "native":
+            if device.type != "cpu":
+                raise ValueError(f"backend='native' decodes CPU inputs, got one on {device}")
+            return True
+        if device.type != "cpu" or self.dtype != torch.float32:
+            return False
+        if not _native.available():
+            _native.warn_fallback()
+            return False
+        return True
+
+    def _native(self) -> _native.NativeCode:
+        if self._native_code is None:
+            starts = np.searchsorted(self._rows, np.arange(self.m + 1))
+            if self.schedule == "layered":
+                order = np.concatenate(self.layers)
+            else:
+                order = np.flatnonzero(np.diff(starts))
+            checks = [self._cols[starts[c] : starts[c + 1]] for c in order]
+            p = self._params
+            self._native_code = _native.NativeCode(
+                self.n, checks, self.schedule, self.check_rule, self.num_iters,
+                self.early_stop, p.scaling, p.offset, p.llr_clip)
+        return self._native_code
+
+    def _decode_native(self, llr: torch.Tensor) -> BPResult:
+        batch_shape = tuple(llr.shape[:-1])
+        x = llr.detach().reshape(-1, self.n).to(torch.float32)
+        threads = self.num_threads or torch.get_num_threads()
+        post, bits, iters, ok = self._native().decode(x, num_threads=threads)
+        return BPResult(
+            bits=bits.reshape(*batch_shape, self.n),
+            llr=post.reshape(*batch_shape, self.n),
+            num_iters=iters.reshape(batch_shape),
+            syndrome_ok=ok.reshape(batch_shape),
+            iterations_run=int(iters.max()) if iters.numel() else 0,
+        )
 
     def _posterior_ok(self, post: torch.Tensor, g: _DeviceGraph, hard: torch.Tensor):
         """``[batch]`` bool: the hard decision of ``post [n, batch]`` satisfies every check.

@@ -20,9 +20,22 @@ Names (:func:`list_decoders`):
                                   ``.safetensors`` file; default the zoo's ``ecct-<code>``)
 ================================  =============================================================
 
-The batched torch decoders are :class:`genjscc.core.fec.bp.BPDecoder`; ``options`` go to it
-(``scaling``, ``offset``, ``early_stop``, ``llr_clip``, ``layers``, ``device``, and
-``schedule="layered"`` as an alternative to the ``-layered`` suffix).
+The BP decoders are :class:`genjscc.core.fec.bp.BPDecoder`; ``options`` go to it
+(``scaling``, ``offset``, ``early_stop``, ``llr_clip``, ``layers``, ``device``, ``backend``,
+``num_threads``, and ``schedule="layered"`` as an alternative to the ``-layered`` suffix).
+One name per algorithm, two implementations chosen by ``backend``:
+
+================  ===========================================================================
+``"auto"``        (default) CPU float32 inputs: the native kernel (lib/bp_kernel.c: batch-major
+                  SIMD, per-word early stop, ``num_threads`` threads, default
+                  ``torch.get_num_threads()``); CUDA or float64: torch. Without a built kernel
+                  everything runs on torch (logged once).
+``"native"``      the native kernel only (an error on CUDA inputs or when it is not built)
+``"torch"``       the batched torch implementation on any device (CUDA, float64)
+================  ===========================================================================
+
+The two decode the same words: min-sum rules bit for bit, sum-product up to float rounding
+(tests/test_bp_native.py). From the command line: ``genjscc ber ... -O backend=torch``.
 
 ``ldpc-cpp`` options: ``bp_method`` (``"product_sum"``, the default, or ``"minimum_sum"``),
 ``ms_scaling_factor`` (min-sum only, default 1.0), ``schedule`` (``"parallel"``, the default, or
