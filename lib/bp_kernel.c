@@ -6,9 +6,10 @@
  * kernel runs the same algorithms (sum-product and the min-sum variants, flooding and
  * row-layered schedules, early stop at zero syndrome) with the words of a batch in SIMD lanes:
  *
- *   - Batch-major layout: a thread keeps W (4, 8 or 16) words side by side; every message array
- *     holds one GCC vector of W floats per edge (bp_lanes.h, included once per W), so one pass
- *     over the Tanner graph's edge lists serves W words with explicit SIMD arithmetic.
+ *   - Batch-major layout: a thread keeps W words side by side (W = 16 with AVX-512, 8 with AVX2,
+ *     4 with SSE2: one vector register); every message array holds one GCC vector of W floats
+ *     per edge (bp_lanes.h, included once per W), so one pass over the Tanner graph's edge lists
+ *     serves W words with explicit SIMD arithmetic.
  *   - Early stop per word: after each iteration every lane's syndrome is checked; a word that
  *     stops (zero syndrome, or the iteration limit) leaves its lane and the next waiting word
  *     takes it, so hard words do not hold up easy ones.
@@ -57,7 +58,9 @@ typedef struct {
     float llr_clip;            /* channel LLRs and the tanh rule's |v2c|, |c2v| are clipped */
 } gj_bp_code;
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+/* -DGJ_NO_DISPATCH: one build for the compiler's target (e.g. with -march=native) */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(GJ_NO_DISPATCH)
 #define GJ_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define GJ_CLONES
@@ -144,12 +147,32 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
-/* Lanes per thread: 16 when there are enough words to fill them (or `lanes` if given), fewer
- * for small batches (one word still takes a 4-wide lane set: as fast as a scalar one). */
+/* The lane width that fills one vector register of the CPU (and of the clone the dispatcher
+ * picks for it): 16 with AVX-512, 8 with AVX2, 4 with SSE2 or NEON. Wider vectors than the
+ * registers are lowered piecewise by GCC and run about 5x slower, not faster. */
+static int register_lanes(void) {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(GJ_NO_DISPATCH)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return 16;
+    if (__builtin_cpu_supports("x86-64-v3")) return 8;
+    return 4;
+#elif defined(__AVX512F__)
+    return 16;
+#elif defined(__AVX2__)
+    return 8;
+#else
+    return 4;
+#endif
+}
+
+/* Lanes per thread: `lanes` if given (4, 8, 16), else the register width, narrower for small
+ * batches (one word still takes a 4-wide lane set: as fast as a scalar one). */
 static int choose_lanes(int64_t words_per_thread, int lanes) {
     if (lanes == 4 || lanes == 8 || lanes == 16) return lanes;
-    if (words_per_thread >= 16) return 16;
-    return words_per_thread > 4 ? 8 : 4;
+    int w = register_lanes();
+    while (w > 4 && words_per_thread < w) w /= 2;
+    return w;
 }
 
 /* Decode `batch` words: llr [batch][n] -> post [batch][n] (posterior LLRs at the stop),

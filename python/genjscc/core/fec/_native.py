@@ -150,7 +150,7 @@ class NativeCode:
     def decode(self, llr: torch.Tensor, num_threads: int = 1, lanes: int = 0):
         """``llr`` float32 CPU ``[batch, n]`` -> (posterior LLRs ``[batch, n]`` float32, hard
         bits uint8 ``[batch, n]``, iterations int32 ``[batch]``, zero syndrome bool
-        ``[batch]``). ``lanes``: words per thread at once (4, 8, 16; 0 chooses)."""
+        ``[batch]``). ``lanes``: words per thread at once (4, 8, 16; 0: the CPU's vector width)."""
         if llr.dtype != torch.float32 or llr.device.type != "cpu" or llr.ndim != 2:
             raise ValueError("NativeCode.decode takes a float32 CPU tensor [batch, n]")
         if llr.shape[1] != self.n:
