@@ -12,12 +12,21 @@ import sys
 
 from genjscc.commands._io import read_input, with_bar, write_output
 
+EPILOG = """examples:
+  genjscc compress notes.txt notes.gjz                 the shipped byte-level model
+  genjscc compress notes.txt notes.gjz --model smollm2 SmolLM2-135M (slow on a CPU)
+  genjscc compress big.log big.gjz --chunk 4096 -q     larger chunks, no progress bar
+  tar c docs/ | genjscc compress - docs.tar.gjz        from stdin
+  genjscc decompress notes.gjz notes.txt               and back
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument("input", metavar="IN", help="file to compress (- for stdin)")
     parser.add_argument("output", metavar="OUT", help="container to write (- for stdout)")
     parser.add_argument("--model", default="small",
-                        help="small (shipped byte-level GRU), smollm2 (SmolLM2-135M), a "
+                        help="small (the shipped byte-level model), smollm2 (SmolLM2-135M), a "
                              ".safetensors file from `genjscc train lm`, or a Hugging Face "
                              "model directory (default: %(default)s)")
     parser.add_argument("--chunk", type=int, default=None,

@@ -14,8 +14,16 @@ import argparse
 from genjscc.commands._io import read_input, with_bar, write_output
 from genjscc.errors import GenjsccError
 
+EPILOG = """examples:
+  genjscc decompress notes.gjz notes.txt               the container names its model
+  genjscc decompress damaged.gjz out.txt --placeholder keep offsets of lost chunks
+  genjscc decompress mine.gjz out --model my-lm.safetensors   a local model's container
+  genjscc decompress - - < notes.gjz > notes.txt       pipes
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument("input", metavar="IN", help="container to read (- for stdin)")
     parser.add_argument("output", metavar="OUT", help="file to write (- for stdout)")
     parser.add_argument("--placeholder", action="store_true",

@@ -164,11 +164,11 @@ def xz_bpb(data: bytes) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = """examples:
-  genjscc train lm --work-dir lm-runs/try --minutes 10            a quick model
-  nohup genjscc train lm --work-dir lm-runs/gru768 --hidden 768 --steps 40000 \\
-      --register > lm-runs/gru768.log 2>&1 &                       the long run
-  genjscc train lm --work-dir lm-runs/gru768 --hidden 768 --steps 40000 --resume ...
-  genjscc train lm --work-dir lm-runs/gru768 --hidden 768 --steps 40000 --export --register
+  genjscc train lm --work-dir lm-runs/try --minutes 10 --out try.safetensors --card try.md
+  nohup genjscc train lm --cell lstm --bf16 --hidden 768 --embed 128 --steps 5000 \\
+      --work-dir lm-runs/lstm768 > lm-runs/lstm768.log 2>&1 &     the shipped recipe
+  genjscc train lm ...the same options... --resume                continue after a stop
+  genjscc train lm ...the same options... --export --register     write it to the zoo
 """
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="text folder (%(default)s)")
@@ -381,7 +381,8 @@ starts from the model's initial state and a begin-of-chunk input (see docs/lm-co
 | architecture | {model.describe()} -> linear 256 |
 | parameters | {model.num_parameters():,} |
 | multiply-adds per byte (coding) | {macs:,} (FLOPs per byte about {2 * macs:,}) |
-| weights | `{out.name}`, {model.config.step_dtype} safetensors, {out.stat().st_size:,} bytes, sha256 `{sha}` |
+| weights | `{out.name}`, {model.config.step_dtype} safetensors, {out.stat().st_size:,} bytes, \
+sha256 `{sha}` |
 | training data | `{args.data}`: {train_bytes:,} bytes (all `*.txt` but the held-out pieces) |
 | held out (validation) | whole files {held_out}; the last {args.tail_fraction:.0%} of each \
 file over 4 MiB (concatenated documentation), cut at a blank line |
