@@ -105,6 +105,11 @@ def warn_fallback() -> None:
                     "(several times slower)", _REASON)
 
 
+def _addr(a: np.ndarray) -> int:
+    """Data address of a numpy array (cheaper than ``a.ctypes.data``)."""
+    return a.__array_interface__["data"][0]
+
+
 def _i32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32)
 
@@ -146,6 +151,27 @@ class NativeCode:
             var_edge=ptr(self._var_edge), schedule=SCHEDULES[schedule], rule=RULES[rule],
             num_iters=int(num_iters), early_stop=int(bool(early_stop)), scaling=scaling,
             offset=offset, llr_clip=llr_clip)
+        self._code_ref = ctypes.byref(self._code)
+
+    def decode_arrays(self, llr: torch.Tensor, batch_shape: tuple, num_threads: int):
+        """The fast path of ``BPDecoder.decode``: float32 CPU ``llr [*batch_shape, n]`` ->
+        ``(post, bits, iters, syndrome_ok, largest iteration count)`` shaped like it (numpy
+        buffers, a few us per call less than torch ones for single words)."""
+        x = np.ascontiguousarray(llr.numpy())
+        post = np.empty(x.shape, dtype=np.float32)
+        bits = np.empty(x.shape, dtype=np.uint8)
+        iters = np.empty(batch_shape, dtype=np.int32)
+        ok = np.empty(batch_shape, dtype=np.bool_)
+        batch = iters.size
+        rc = _LIB.gj_bp_decode(self._code_ref, _addr(x), batch, _addr(post), _addr(bits),
+                               _addr(iters), _addr(ok), int(num_threads), 0)
+        if rc == -1:
+            raise MemoryError("native BP kernel: out of memory")
+        if rc != 0:
+            raise RuntimeError(f"native BP kernel failed (code {rc})")
+        most = int(iters.max()) if batch else 0
+        return (torch.from_numpy(post), torch.from_numpy(bits), torch.from_numpy(iters),
+                torch.from_numpy(ok), most)
 
     def decode(self, llr: torch.Tensor, num_threads: int = 1, lanes: int = 0):
         """``llr`` float32 CPU ``[batch, n]`` -> (posterior LLRs ``[batch, n]`` float32, hard

@@ -524,7 +524,6 @@ class BPDecoder:
         """Decode ``llr`` float ``[..., n]`` (``ln P(0)/P(1)``); return uint8 bits ``[..., n]``."""
         return self.decode(llr).bits
 
-    @torch.no_grad()
     def decode(self, llr: torch.Tensor) -> BPResult:
         """Decode ``llr`` float ``[..., n]`` (``ln P(0)/P(1)``, any device); see BPResult.
 
@@ -536,6 +535,10 @@ class BPDecoder:
         llr = self._check(llr)
         if self.uses_native(llr.device):
             return self._decode_native(llr)
+        return self._decode_torch(llr)
+
+    @torch.no_grad()
+    def _decode_torch(self, llr: torch.Tensor) -> BPResult:
         ch = self._prepare(llr)
         g = self._graph(ch.device)
         # On CPU the working batch is capped so that the messages stay in cache; a GPU takes
@@ -559,7 +562,8 @@ class BPDecoder:
 
     def uses_native(self, device: torch.device | str = "cpu") -> bool:
         """Whether inputs on ``device`` are decoded by the native kernel (see ``backend``)."""
-        device = torch.device(device)
+        if not isinstance(device, torch.device):
+            device = torch.device(device)
         if self.backend == "torch":
             return False
         if self.backend == "native":
@@ -589,16 +593,13 @@ class BPDecoder:
 
     def _decode_native(self, llr: torch.Tensor) -> BPResult:
         batch_shape = tuple(llr.shape[:-1])
-        x = llr.detach().reshape(-1, self.n).to(torch.float32)
+        x = llr.detach()
+        if x.dtype != torch.float32:
+            x = x.to(torch.float32)
         threads = self.num_threads or torch.get_num_threads()
-        post, bits, iters, ok = self._native().decode(x, num_threads=threads)
-        return BPResult(
-            bits=bits.reshape(*batch_shape, self.n),
-            llr=post.reshape(*batch_shape, self.n),
-            num_iters=iters.reshape(batch_shape),
-            syndrome_ok=ok.reshape(batch_shape),
-            iterations_run=int(iters.max()) if iters.numel() else 0,
-        )
+        post, bits, iters, ok, most = self._native().decode_arrays(x, batch_shape, threads)
+        return BPResult(bits=bits, llr=post, num_iters=iters, syndrome_ok=ok,
+                        iterations_run=most)
 
     def _posterior_ok(self, post: torch.Tensor, g: _DeviceGraph, hard: torch.Tensor):
         """``[batch]`` bool: the hard decision of ``post [n, batch]`` satisfies every check.
