@@ -48,7 +48,8 @@ PAPER_ECCT: dict[str, dict[tuple[int, int], tuple[float, float, float]]] = {
     "BCH_N63_K45": {(6, 128): (5.60, 7.79, 10.93)},
     "LDPC_N49_K24": {(6, 128): (6.13, 8.71, 12.10)},
 }
-PAPER_BP: dict[str, tuple[float, float, float]] = {"POLAR_N64_K32": (4.26, 5.38, 6.50)}
+PAPER_BP: dict[str, tuple[float, float, float]] = {"POLAR_N64_K32": (4.26, 5.38, 6.50),
+                                                   "LDPC_N49_K24": (6.23, 8.19, 11.72)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
