@@ -89,6 +89,16 @@ def _selected(parts: str) -> list[DemoPart]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from genjscc.core.amc.thresholds import torch_threads
+
+    # One torch thread for every part: the flowgraphs' small tensor ops (and the one-codeword
+    # BP calls) with two intra-op threads ran 3-5x slower on the shared 2-core machine
+    # (links part 108 s vs 32 s, coded part 223 s vs 42 s).
+    with torch_threads(1):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from genjscc.demo import report
 
     parts = _selected(args.parts)
