@@ -45,8 +45,10 @@ $(PKG_STAMP): $(DEPS_STAMP) setup.py lib/bp_kernel.c lib/bp_lanes.h
 	@$(PY) -c 'from genjscc.core.fec import _native as n; print("genjscc:", n.reason() if n.available() else "WARNING: " + n.reason())'
 	@touch $@
 
+# One OpenMP thread: GNU Radio's block threads do not see torch.set_num_threads, and two
+# spinning OpenMP threads per block made the demo 3-10x slower on a busy 2-core machine.
 demo: setup
-	$(VENV)/bin/genjscc demo --out $(DEMO_OUT)
+	OMP_NUM_THREADS=1 $(VENV)/bin/genjscc demo --out $(DEMO_OUT)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

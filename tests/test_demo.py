@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,11 @@ from genjscc.core import theory
 
 pytestmark = pytest.mark.flowgraph
 
+# as `make demo` runs it: GNU Radio's block threads ignore torch.set_num_threads, and with
+# OMP_NUM_THREADS=2 (what `make test` exports) their spinning OpenMP threads made the demo
+# several times slower on a busy 2-core machine
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
 
 def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
     out = tmp_path / "report"
@@ -23,7 +29,7 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
          "qpsk,16qam", "--packets", "40", "--step", "7", "--coded-links", "qpsk-pdu",
          "--coded-packets", "40", "--cliff-words", "30", "--jscc-images", "1",
          "--jscc-crop", "128"],
-        capture_output=True, text=True, timeout=400)
+        capture_output=True, text=True, timeout=400, env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-2000:]
     report = (out / "report.md").read_text()
     for image in ("ber_pdu.png", "delivery_pdu.png", "ber_ofdm.png", "delivery_ofdm.png",

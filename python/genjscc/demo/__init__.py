@@ -28,7 +28,8 @@ from pathlib import Path
 
 EPILOG = """\
 examples:
-  genjscc demo                                every part, report in demo-report/
+  OMP_NUM_THREADS=1 genjscc demo              every part, report in demo-report/ (one OpenMP
+                                              thread: much faster on a busy machine)
   genjscc demo --out out/ --parts coded,amc   only the coded link and the AMC cliff
   genjscc demo --modulations qpsk --packets 100 --coded-packets 100 --cliff-words 50
                                               a quicker, noisier run
@@ -93,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     # One torch thread for every part: the flowgraphs' small tensor ops (and the one-codeword
     # BP calls) with two intra-op threads ran 3-5x slower on the shared 2-core machine
-    # (links part 108 s vs 32 s, coded part 223 s vs 42 s).
+    # (links part 108 s vs 32 s, coded part 223 s vs 42 s). This covers the calling thread;
+    # GNU Radio's block threads follow OMP_NUM_THREADS only (`make demo` sets it to 1).
     with torch_threads(1):
         return _run(args)
 
