@@ -262,8 +262,11 @@ def load_jscc(path: str | Path, device: str | torch.device = "cpu") -> DeepJSCC:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"JSCC weights {path} not found")
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except Exception as err:  # safetensors raises its own error type for a corrupt header
+        raise ValueError(f"{path} is not a readable safetensors file: {err}") from None
     if meta.get("genjscc_kind") != "jscc" or "config" not in meta:
         raise ValueError(f"{path} is not a gr-genjscc JSCC model (no jscc metadata)")
     model = DeepJSCC(JSCCConfig(**json.loads(meta["config"])))
