@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--images", type=Path, default=DEFAULT_IMAGES,
                     help="held-out images (default: BSDS500 test of ../shared, else the "
                     "shipped samples)")
-    ap.add_argument("--max-images", type=int, default=4, help="images per point (default 4)")
+    ap.add_argument("--max-images", type=int, default=8, help="images per point (default 8)")
     ap.add_argument("--ratios", default="1/6,1/12", help="bandwidth ratios (default 1/6,1/12)")
     ap.add_argument("--channels", default="awgn,rayleigh")
     add_common_args(ap)
@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
             speed_rows.append([ratio, f"{w}x{h}", f"{enc:.2f}", f"{enc * h * w / 1e6:.2f}",
                                f"{dec:.2f}", f"{dec * h * w / 1e6:.2f}"])
     body = [
-        f"{len(images)} held-out photographs ({files[0].parent.name}/ of BSDS500 test, coded whole"
+        f"{len(images)} held-out photographs (the first of BSDS500 {files[0].parent.name}/, "
+        "coded whole"
         f"{', cropped to 64x96 (quick run)' if args.quick else ''}); torch threads = {threads}; "
         "one noise seed per (image, SNR), the same for both schemes. JSCC = the shipped "
         "jscc-r* model (its card gives its training budget). Separation = HEIF + CRC + 5G NR "
