@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 
@@ -160,18 +161,50 @@ def test_coding_threads_restores_the_count() -> None:
         pass
 
 
-def test_small_model_step_matches_training_path(small) -> None:
-    """The coding step and the fused training GRU compute the same function (to float error)."""
-    net = small.model
-    x = torch.tensor([list(b"\x00hello world")])
+@pytest.mark.parametrize("config", [
+    SmallLMConfig(hidden=24, embed=8), SmallLMConfig(hidden=24, embed=8, layers=2),
+    SmallLMConfig(hidden=24, embed=8, cell="lstm", layers=2, learn_init=True)],
+    ids=["gru", "gru-2-layers", "lstm-2-layers-init"])
+def test_step_matches_training_path(config) -> None:
+    """The coding step (input table, hand-written gates) and the fused training GRU/LSTM
+    compute the same function, to float32 rounding."""
+    torch.manual_seed(0)
+    net = SmallByteLM(config).eval()
+    if config.learn_init:
+        torch.nn.init.normal_(net.init_state)
+    x = torch.tensor([list(b"\x00hello world, hello!"), list(b"another row of bytes")])
     with torch.no_grad():
-        logits, _ = net(x)
-        state = net.initial_state(1)
+        logits, final = net(x)
+        state = net.initial_state(2)
         steps = []
         for t in range(x.shape[1]):
             state, out = net.step(state, x[:, t])
             steps.append(out)
-    torch.testing.assert_close(torch.stack(steps, 1), logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.stack(steps, 1), logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(state, final, atol=1e-5, rtol=1e-5)
+
+
+def test_shipped_model_bfloat16_step_is_close_to_float32(small) -> None:
+    """The shipped model codes with bfloat16 products: its probabilities stay close to the
+    float32 training path (the coder only needs them identical on both sides)."""
+    from dataclasses import replace
+
+    net = small.model
+    exact = SmallByteLM(replace(net.config, step_dtype="float32")).eval()
+    exact.load_state_dict(net.state_dict())
+    x = torch.tensor([list(ENGLISH[:120])])
+    with torch.no_grad():
+        reference = torch.log_softmax(exact(x)[0], -1)[0]
+        state, steps = net.initial_state(1), []
+        for t in range(x.shape[1]):
+            state, out = net.step(state, x[:, t])
+            steps.append(torch.log_softmax(out, -1)[0])
+    coded = torch.stack(steps)
+    picked = x[0, 1:]
+    bits = -coded[:-1].gather(1, picked[:, None]).sum() / math.log(2)
+    ref_bits = -reference[:-1].gather(1, picked[:, None]).sum() / math.log(2)
+    assert abs(float(bits - ref_bits)) < 0.02 * float(ref_bits)
+    assert float((coded.exp() - reference.exp()).abs().max()) < 0.05
 
 
 def test_unknown_model_name_is_a_user_error() -> None:

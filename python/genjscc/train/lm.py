@@ -297,7 +297,7 @@ def _train(args, model, optimizer, sampler, generator, state, save_checkpoint, t
     model.train()
     running, last_saved, started_at = None, state["step"], state["elapsed"]
     while state["step"] < args.steps and state["elapsed"] - started_at < budget:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         target = sampler.sample(args.batch, generator).to(device)
         inputs = torch.cat([torch.full((args.batch, 1), BOS, device=device), target[:, :-1]], 1)
         hidden = None
@@ -322,6 +322,7 @@ def _train(args, model, optimizer, sampler, generator, state, save_checkpoint, t
             bar.update(1)
         bar.set_postfix(bpb=f"{running:.3f}")
         state["elapsed"] += time.perf_counter() - started
+        state["cpu"] = state.get("cpu", 0.0) + time.process_time() - cpu_started
         if state["step"] - last_saved >= args.checkpoint_every:
             save_checkpoint()
             last_saved = state["step"]
@@ -368,6 +369,10 @@ def _card_text(args: argparse.Namespace, model: SmallByteLM, rows: list, state: 
     table = "\n".join(f"| {name} | {n} | {bpb:.3f} | {xz:.3f} | {bpb / xz:.2f} |"
                       for name, n, bpb, xz in rows)
     commands = "\n".join(f"    {c}" for c in state["commands"])
+    if args.export:
+        commands += f"\n\nWritten from the run's checkpoint by:\n\n    {_command()}"
+    cpu = (f", {state['cpu'] / 60:.1f} min of CPU" if "cpu" in state else
+           " (CPU time not recorded by this run)")
     macs = model.macs_per_byte()
     held_out = ", ".join(f"`{h}`" for h in HELD_OUT_FILES)
     seen = state["step"] * args.batch * args.bptt
@@ -389,8 +394,8 @@ file over 4 MiB (concatenated documentation), cut at a blank line |
 | training | {state["step"]} steps of {args.batch} x {args.bptt} bytes ({seen:,} bytes seen) in \
 windows of {args.window} bytes started cold (truncated BPTT), folders sampled with \
 alpha {args.sampling_alpha}, AdamW lr {args.lr} cosine, seed {args.seed} |
-| training time | {state["elapsed"] / 60:.1f} min on {args.threads} thread(s), device \
-{args.device} |
+| training time | {state["elapsed"] / 60:.1f} min of wall time on a shared machine{cpu}, \
+{args.threads} thread(s), device {args.device} |
 
 Commands (the run, then each resume):
 
@@ -398,10 +403,10 @@ Commands (the run, then each resume):
 
 ## Validation (bits per byte, first {args.valid_bytes:,} bytes of each held-out piece)
 
-Cross-entropy through the coding step in 2048-byte chunks, each started cold as the coder does (the
-ideal code length, before the 24-bit quantization of the probabilities). The real
-coded size adds the container: about 90 bytes, plus 32 bytes of chunk table and 0 to 4 bytes of
-range-coder flush per chunk (about 0.14 bits/byte at 2048-byte chunks); the coded sizes,
+Cross-entropy through the coding step in 2048-byte chunks, each started cold as the coder does
+(the ideal code length, before the 24-bit quantization of the probabilities). The real coded
+size adds the container: about 90 bytes, plus 16 bytes of chunk table and 0 to 4 bytes of
+range-coder flush per chunk (about 0.07 bits/byte at 2048-byte chunks); the coded sizes,
 speeds and the classic compressors are in docs/benchmarks.md (`benchmarks/bench_lm.py`).
 
 | held-out text | bytes | this model | xz -9e | ratio |
