@@ -44,7 +44,11 @@ def test_quick_ldpc_section_into_temp_output(tmp_path):
     # the results table: header, separator and one row per decoder
     rows = [line for line in body.splitlines() if line.startswith("| 4 |")]
     decoders = {row.split("|")[2].strip() for row in rows}
-    assert {"bp", "bp-layered", "normalized-minsum"} <= decoders, decoders
+    # ours with both backends (the native kernel at 1 and 2 threads, torch)
+    ours = {(d.split(" [")[0], d.partition("[")[2].rstrip("]")) for d in decoders if "[" in d}
+    for name in ("bp", "bp-layered", "normalized-minsum"):
+        for variant in ("native, 1 thread", "native, 2 threads", "torch, 1 thread"):
+            assert (name, variant) in ours, (name, variant, decoders)
     assert any(d.startswith("ldpc-cpp") for d in decoders)
     assert any(d.startswith("gr-fec") for d in decoders)
     for row in rows:  # words and BLER are numbers, BLER in [0, 1]
