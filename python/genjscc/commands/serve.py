@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="requests merged into one model call (default: %(default)s; "
                              "1 turns batching off)")
     parser.add_argument("--max-delay-ms", type=float, default=2.0,
-                        help="longest wait for a batch to fill (default: %(default)s)")
+                        help="longest wait for a batch to fill while another worker is busy; with "
+                             "every worker idle a request goes out at once (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per worker for batched ops (default: %(default)s)")
     parser.add_argument("--max-queue", type=int, default=4096,

@@ -446,6 +446,11 @@ class Broker:
 
     def _schedule(self, now: float) -> None:
         delay = self.cfg.max_delay_ms / 1000.0
+        # While every worker is idle, waiting for a fuller batch only adds latency: dispatch
+        # what is queued at once. Requests that arrive while workers are busy queue up and
+        # go out together (continuous batching); max_delay_ms bounds the wait of an idle
+        # worker beside busy ones.
+        busy = any(w.task is not None for w in self.workers.values())
         for w in self.workers.values():
             if w.task is not None or not w.models:
                 continue
@@ -459,7 +464,7 @@ class Broker:
                 if not queue or key[0] not in w.models:
                     continue
                 head = queue[0]
-                ready = (not head.merge or len(queue) >= self.cfg.max_batch
+                ready = (not head.merge or not busy or len(queue) >= self.cfg.max_batch
                          or now >= head.arrival + delay)
                 if ready and (best_age is None or head.arrival < best_age):
                     best, best_age = key, head.arrival
@@ -481,6 +486,7 @@ class Broker:
                 del self.queues[best]
             if batch:
                 self._dispatch(w, batch, merge=batch[0].merge, now=now)
+                busy = True
 
     def _dispatch(self, w: WorkerState, batch: list[Pending], merge: bool, now: float) -> None:
         for p in batch:
