@@ -354,6 +354,8 @@ class BPDecoder:
     Attributes:
         n, m, num_edges: code length, rows of H, ones of H.
         layers: (layered schedule) the layers used, as arrays of check indices.
+        backend, num_threads: as given (:meth:`uses_native` says which implementation a
+            device gets).
 
     Example::
 
