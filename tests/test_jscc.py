@@ -16,6 +16,7 @@ from genjscc.core.jscc import (
     DeepJSCC,
     JSCCChannel,
     JSCCConfig,
+    init_linear,
     load_jscc,
     load_model,
     model_name,
@@ -24,6 +25,7 @@ from genjscc.core.jscc import (
 )
 from genjscc.core.jscc.evaluate import evaluate_schemes, pair_snrs
 from genjscc.core.jscc.images import load_image, ms_ssim, psnr_db, sample_images
+from genjscc.core.jscc.model import side_pattern, water_filling_gains
 from genjscc.core.jscc.separation import FALLBACK_VALUE, SeparationLink
 from genjscc.core.source.image_codecs import CODECS, decode_image, encode_to_budget
 from genjscc.errors import GenjsccError
@@ -72,6 +74,70 @@ def test_any_size_round_trips_and_power_is_one_per_image(shipped, height, width)
     assert float(rec.min()) >= 0 and float(rec.max()) <= 1
     hp, wp = shipped.padded_size(height, width)
     assert hp % 8 == 0 and wp % 8 == 0 and hp - height < 8 and wp - width < 8
+
+
+@pytest.fixture(scope="module")
+def linear_code(crops):
+    """A hybrid model at its initialization (the linear PCA code) from two photographs."""
+    model = DeepJSCC(JSCCConfig(arch="hybrid", channels=8, af_hidden=4)).eval()
+    init_linear(model, crops)
+    return model
+
+
+def test_water_filling_spends_the_power_and_favours_strong_coefficients():
+    var = torch.tensor([4.0, 1.0, 0.1, 0.001])
+    for snr in (0.0, 20.0):
+        g = water_filling_gains(var, snr)
+        power = g**2 * var
+        assert float(power.sum()) == pytest.approx(0.5 * len(var), rel=1e-3)
+        assert power[0] > power[1] > power[3]
+    # at 0 dB the weakest coefficient is left out (gain at the 1e-3 floor), at 20 dB it is sent
+    low, high = water_filling_gains(var, 0.0), water_filling_gains(var, 20.0)
+    assert float(low[3]) == pytest.approx(1e-3 * float(low.max()), rel=1e-3)
+    assert float(high[3]) > 0.1
+
+
+def test_hybrid_sends_the_normalization_gain_in_band(linear_code, crops):
+    """Power normalization hides each image's contrast; the in-band value restores it."""
+    img = crops[0]
+    flat = 0.5 + 0.3 * (img - 0.5)  # the same photograph at 30 % contrast
+    with torch.no_grad():
+        x = linear_code.encode(torch.stack([img, flat]), 40.0)
+        torch.testing.assert_close((x.abs() ** 2).mean(dim=1), torch.ones(2))
+        rec = linear_code.decode(x, 40.0, *img.shape[1:])  # (nearly) noiseless
+        hp, wp = linear_code.padded_size(*img.shape[1:])
+        z = torch.stack([x.real, x.imag], dim=2).reshape(2, -1, hp // 8, wp // 8)
+        p = side_pattern(*z.shape[1:])
+        side = (z * p).mean(dim=(1, 2, 3), keepdim=True)
+        # the low-contrast image's symbols with the other image's in-band value
+        swapped = (z[1:] - side[1:] * p + side[:1] * p).reshape(1, -1)
+        wrong = linear_code.decode(torch.complex(swapped[:, 0::2], swapped[:, 1::2]), 40.0,
+                                   *img.shape[1:])
+    assert float(side[1]) < float(side[0]) - 0.05  # lower contrast, smaller RMS, sent in-band
+    for ref, out in ((img, rec[0]), (flat, rec[1])):
+        assert float(psnr_db(ref, out)) > 40  # each at its own contrast
+    assert float(psnr_db(flat, wrong[0])) < 25  # without its own gain the contrast is wrong
+
+
+def test_hybrid_is_snr_adaptive_any_size_and_round_trips(linear_code, crops, tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    ch = JSCCChannel("awgn")
+    psnr = {}
+    with torch.no_grad():
+        for snr in (0.0, 10.0, 20.0):
+            y, s = ch(linear_code.encode(crops[1][None], snr), snr, gen)
+            psnr[snr] = float(psnr_db(crops[1], linear_code.decode(y, s, 96, 128)))
+        odd = torch.rand(1, 3, 37, 50)
+        rec = linear_code.decode(linear_code.encode(odd, 5.0), 5.0, 37, 50)
+    assert psnr[0.0] + 3 < psnr[10.0] < psnr[20.0] - 3  # keeps using a better channel
+    assert rec.shape == odd.shape and 0 <= float(rec.min()) <= float(rec.max()) <= 1
+    save_jscc(linear_code, tmp_path / "h.safetensors")
+    again = load_jscc(tmp_path / "h.safetensors")
+    assert again.config.arch == "hybrid"
+    torch.testing.assert_close(again.encode(crops[1][None], 3.0),
+                               linear_code.encode(crops[1][None], 3.0))
+    with pytest.raises(ValueError, match="arch"):
+        JSCCConfig(arch="transformer")
 
 
 def test_decode_checks_its_input(shipped):
@@ -292,12 +358,31 @@ def test_train_jscc_runs_resumes_and_exports(tmp_path, capsys):
               "--batch", "2", "--crop", "32", "--valid-every", "2", "--checkpoint-every", "2",
               "--out", str(tmp_path / "run"), "--no-register", "--ratio", "1/12"]
     assert main([*common, "--steps", "3"]) == 0
-    assert main([*common, "--steps", "5", "--resume"]) == 0
+    assert main([*common, "--steps", "5", "--resume", "--lr", "5e-4"]) == 0
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["state"]
     assert state["step"] == 5 and len(state["resumed"]) == 1
+    assert state["args"]["lr"] == 5e-4  # the card describes the schedule in force
     lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["step"] == 5
     model = load_jscc(tmp_path / "run" / "model.safetensors")
     assert model.ratio == Fraction(1, 12) and model_name("1/12") == "jscc-r1_12"
     assert main([*common[:2], "--data", str(tmp_path / "nothing"), "--out",
                  str(tmp_path / "r2")]) == 2
+
+
+def test_train_jscc_hybrid_starts_from_the_linear_code(tmp_path):
+    from genjscc.core.jscc.images import save_image
+
+    for split in ("train", "test"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        for i, path in enumerate(sample_images()[:2]):
+            save_image(load_image(path)[:, :64, :64], tmp_path / "data" / split / f"{i}.png")
+    common = ["train", "jscc", "--data", str(tmp_path / "data"), "--channels", "8",
+              "--batch", "2", "--crop", "32", "--valid-every", "2", "--out",
+              str(tmp_path / "run"), "--no-register", "--arch", "hybrid", "--loss", "psnr"]
+    assert main([*common, "--steps", "2"]) == 0
+    model = load_jscc(tmp_path / "run" / "model.safetensors")
+    assert model.config.arch == "hybrid"
+    line = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
+    assert line["valid_psnr_10db"] > line["valid_psnr_0db"] + 3  # a linear code already
+    assert main([*common, "--steps", "3", "--resume", "--arch", "gdn"]) == 2  # not this run's

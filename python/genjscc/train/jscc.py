@@ -9,8 +9,14 @@ position and horizontal flip). Held out for validation: the images of folders na
 Each crop is sent at its own SNR, uniform in --snr-range (dB, Es/N0 per complex channel use),
 through AWGN, or with probability --rayleigh-fraction through Rayleigh block fading (one
 coefficient per crop, perfect CSI, zero-forcing; the decoder is told the effective SNR, the
-encoder only the average). Loss: MSE. Adam, linear warm-up then cosine decay from --lr to
---lr-min over --steps (a resume with more --steps continues on the longer schedule).
+encoder only the average). Loss: MSE (or --loss psnr: the mean over crops of ln MSE, which
+weighs every crop's PSNR alike instead of letting the noisy low-SNR crops dominate). Adam,
+linear --warmup then cosine decay from --lr to --lr-min over --steps (or --schedule constant);
+a resume with more --steps continues on the longer schedule.
+
+--arch hybrid (docs/jscc.md) starts from a linear analog code: the block PCA of the training
+images and the MSE-optimal power allocation, computed here before the first step; its linear
+parameters learn at --linear-lr-scale times the learning rate.
 
 Resumable: RUN_DIR/checkpoint.pt (model, optimizer, step, elapsed time, RNG, history) is written
 every --checkpoint-every steps and when --minutes runs out; --resume continues from it. A
@@ -34,14 +40,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn import functional as F
 
 from genjscc.core.jscc import model_name as zoo_name
 from genjscc.core.jscc.channel import JSCCChannel
-from genjscc.core.jscc.model import DeepJSCC, JSCCConfig, parse_ratio, save_jscc
+from genjscc.core.jscc.model import (
+    ARCHS,
+    NONLINEARITIES,
+    DeepJSCC,
+    JSCCConfig,
+    init_linear,
+    parse_ratio,
+    save_jscc,
+)
 from genjscc.errors import GenjsccError
 
 DEFAULT_DATA = Path("../shared/data/images")
+LOSSES = ("mse", "psnr")
+LINEAR_PARAMS = ("lin_enc.", "lin_dec.", "log_var", "log_gain")
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 EVAL_SNR_DB = (-2.0, 0.0, 2.0, 5.0, 10.0, 15.0, 20.0)
 VALID_SNR_DB = (0.0, 10.0)
@@ -52,6 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bandwidth ratio, complex channel uses per source dimension "
                         "(%(default)s; 1/12, 1/24, ...)")
     parser.add_argument("--channels", type=int, default=64, help="feature channels N (%(default)s)")
+    parser.add_argument("--arch", choices=ARCHS, default="gdn",
+                        help="gdn: conv + GDN stacks; hybrid: linear PCA code with the stacks "
+                        "as residuals and the normalization gain in-band (%(default)s)")
+    parser.add_argument("--nonlinearity", choices=NONLINEARITIES, default="gdn",
+                        help="between the convolutions (%(default)s)")
+    parser.add_argument("--no-encoder-residual", action="store_true",
+                        help="hybrid: a linear encoder (only the decoder has a conv stack)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="image folder with train/ and test/ subfolders (%(default)s)")
     parser.add_argument("--steps", type=int, default=50_000, help="schedule length (%(default)s)")
@@ -66,6 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of crops sent through Rayleigh fading (%(default)s)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (%(default)s)")
     parser.add_argument("--lr-min", type=float, default=1e-5, help="final learning rate")
+    parser.add_argument("--warmup", type=int, default=500,
+                        help="linear warm-up steps from the start of the run (%(default)s)")
+    parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                        help="after the warm-up (%(default)s)")
+    parser.add_argument("--linear-lr-scale", type=float, default=0.1,
+                        help="hybrid: learning-rate factor of the linear code (%(default)s)")
+    parser.add_argument("--loss", choices=LOSSES, default="mse",
+                        help="mse, or psnr (mean of ln MSE per crop) (%(default)s)")
     parser.add_argument("--init-from", type=Path, default=None,
                         help="start from the weights of another JSCC model (safetensors); "
                         "tensors of another shape (the latent layers of another ratio) are "
@@ -187,11 +217,53 @@ def evaluate(model: DeepJSCC, images: list[torch.Tensor], snrs: tuple[float, ...
     return results
 
 
-def _lr_factor(step: int, total: int, floor: float, warmup: int = 500) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+def lr_factor(progress: float, floor: float, warmup: float, schedule: str = "cosine") -> float:
+    """Learning-rate factor at ``progress`` (steps or seconds done) of a schedule of length 1.
+
+    ``warmup``: the share of the schedule with a linear ramp; then cosine down to ``floor``
+    (times the peak) at ``progress = 1``, or constant.
+    """
+    if progress < warmup:
+        return max(progress / warmup, 1e-3)
+    if schedule == "constant":
+        return 1.0
+    done = min(1.0, (progress - warmup) / max(1e-9, 1 - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done))
+
+
+def make_optimizer(model: DeepJSCC, lr: float, linear_lr_scale: float = 0.1
+                   ) -> torch.optim.Optimizer:
+    """Adam; a hybrid model's linear code in a second group at ``linear_lr_scale`` x lr."""
+    linear = [p for n, p in model.named_parameters() if n.startswith(LINEAR_PARAMS)]
+    rest = [p for n, p in model.named_parameters() if not n.startswith(LINEAR_PARAMS)]
+    groups = [{"params": rest, "lr_scale": 1.0}]
+    if linear:
+        groups.append({"params": linear, "lr_scale": linear_lr_scale})
+    return torch.optim.Adam(groups, lr=lr)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def train_step(model: DeepJSCC, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               snr_db: torch.Tensor, channel, loss: str = "mse") -> float:
+    """One Adam step on crops ``x [B, 3, h, w]`` at ``snr_db [B]``; returns the batch MSE."""
+    rec = model(x, snr_db, channel)
+    mse = ((rec - x) ** 2).flatten(1).mean(1)
+    value = mse.mean() if loss == "mse" else torch.log(mse + 1e-10).mean()
+    optimizer.zero_grad(set_to_none=True)
+    value.backward()
+    optimizer.step()
+    return float(mse.detach().mean())
+
+
+def model_config(args: argparse.Namespace) -> JSCCConfig:
+    """The JSCCConfig the options describe."""
+    return JSCCConfig(ratio=str(parse_ratio(args.ratio)), channels=args.channels,
+                      arch=args.arch, nonlinearity=args.nonlinearity,
+                      encoder_residual=not args.no_encoder_residual)
 
 
 def _run_dir(args: argparse.Namespace, name: str) -> Path:
@@ -208,6 +280,8 @@ def run(args: argparse.Namespace) -> int:
         raise GenjsccError("--crop must be a multiple of 8, at least 16")
     if not 0 <= args.rayleigh_fraction <= 1:
         raise GenjsccError("--rayleigh-fraction must be in [0, 1]")
+    if args.warmup < 0 or args.linear_lr_scale < 0 or not args.lr > 0:
+        raise GenjsccError("--warmup and --linear-lr-scale must be >= 0, --lr > 0")
     torch.set_num_threads(args.threads)  # a command: the process is ours
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -215,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     ratio = parse_ratio(args.ratio)
     name = args.name or zoo_name(args.ratio)
     snr_range = parse_range(args.snr_range)
-    config = JSCCConfig(ratio=str(ratio), channels=args.channels)
+    config = model_config(args)
     run_dir = _run_dir(args, name)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
@@ -223,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     model = DeepJSCC(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = make_optimizer(model, args.lr, args.linear_lr_scale)
     gen = torch.Generator().manual_seed(args.seed)
     state: dict[str, Any] = {"step": 0, "elapsed_s": 0.0, "command": _command(), "history": [],
                              "train_images": len(train_files), "args": _recipe(args)}
@@ -233,18 +307,23 @@ def run(args: argparse.Namespace) -> int:
         saved = torch.load(ckpt_path, map_location=device, weights_only=False)
         if saved["config"] != asdict(config):
             raise GenjsccError(f"{ckpt_path} holds {saved['config']}, not {asdict(config)}: use "
-                               "the same --ratio/--channels, or another --out")
+                               "the same --ratio/--channels/--arch, or another --out")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         gen.set_state(saved["generator"])
         state = saved["state"]
         if not args.export:
             state.setdefault("resumed", []).append(_command())
+            state["args"] = _recipe(args)  # the card describes the schedule now in force
     elif args.init_from is not None:
         _warm_start(model, args.init_from)
         state["init_from"] = str(args.init_from)
 
     valid = load_uint8(valid_files)
+    if config.arch == "hybrid" and not (args.resume or args.export or args.init_from):
+        kept = init_linear(model, load_uint8(train_files))
+        print(f"linear code: block PCA of the training images ({100 * kept:.2f} % of the "
+              "8x8 block variance kept), water-filling gains", file=sys.stderr)
     if not args.export:
         train = load_uint8(train_files)
         print(f"Deep JSCC ratio {ratio}: N={config.channels}, {model.num_parameters()} "
@@ -272,6 +351,7 @@ def _warm_start(model: DeepJSCC, path: Path) -> None:
 def _train(args, model, optimizer, gen, state, train, valid, snr_range, ckpt_path, device,
            tqdm) -> None:
     floor = args.lr_min / args.lr
+    warmup = args.warmup / args.steps
     channel = _MixedChannel(args.rayleigh_fraction, gen)
     lo, hi = snr_range
     budget_s = args.minutes * 60 if args.minutes > 0 else math.inf
@@ -283,17 +363,13 @@ def _train(args, model, optimizer, gen, state, train, valid, snr_range, ckpt_pat
     with tqdm(total=args.steps, initial=state["step"], unit="step", file=sys.stderr,
               mininterval=10, desc=f"ratio {model.ratio}") as bar:
         while state["step"] < args.steps and time.perf_counter() - start < budget_s:
-            for group in optimizer.param_groups:
-                group["lr"] = args.lr * _lr_factor(state["step"], args.steps, floor)
+            set_lr(optimizer, args.lr * lr_factor((state["step"] + 1) / args.steps, floor,
+                                                  warmup, args.schedule))
             x = random_crops(train, args.batch, args.crop, gen).to(device)
             snr = lo + (hi - lo) * torch.rand(args.batch, generator=gen)
-            rec = model(x, snr.to(device), channel)
-            loss = F.mse_loss(rec, x)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            mse = train_step(model, optimizer, x, snr.to(device), channel, args.loss)
             state["step"] += 1
-            psnr = -10 * math.log10(max(loss.item(), 1e-10))
+            psnr = -10 * math.log10(max(mse, 1e-10))
             running = psnr if running is None else 0.99 * running + 0.01 * psnr
             bar.update(1)
             if state["step"] % 20 == 0:
@@ -340,7 +416,9 @@ def _command() -> str:
 def _recipe(args: argparse.Namespace) -> dict[str, Any]:
     return {"batch": args.batch, "crop": args.crop, "snr_range": args.snr_range,
             "rayleigh_fraction": args.rayleigh_fraction, "lr": args.lr, "lr_min": args.lr_min,
-            "steps": args.steps, "seed": args.seed}
+            "steps": args.steps, "seed": args.seed, "warmup": args.warmup,
+            "schedule": args.schedule, "loss": args.loss,
+            "linear_lr_scale": args.linear_lr_scale}
 
 
 def _metadata(state: dict) -> dict[str, str]:
@@ -385,6 +463,23 @@ def _cpu_name() -> str:
     return f"CPU {platform.processor() or platform.machine()}"
 
 
+def _arch_text(c: JSCCConfig) -> str:
+    nl, inv = ("GDN", "inverse GDN") if c.nonlinearity == "gdn" else ("PReLU", "PReLU")
+    enc = (f"3 x (conv 5x5 stride 2 + {nl} + SNR attention), conv 3x3 + {nl} + attention, "
+           f"conv 3x3 -> {c.latent_channels} latent channels per 8x8 block")
+    dec = f"mirrored (transposed convs, {inv}, attention)"
+    if c.arch == "gdn":
+        return f"encoder {enc}; decoder {dec}, sigmoid output"
+    enc_part = (f"plus an encoder stack {enc}, added in units of each coefficient's std"
+                if c.encoder_residual else "no encoder stack (a linear encoder)")
+    return (f"hybrid: linear 8x8 block transform (initialized to the block PCA of the training "
+            f"images) to {c.latent_channels} coefficients, {enc_part}; per-channel gains from a "
+            "table over SNR (initialized to the MSE-optimal linear power allocation); the "
+            "per-image normalization gain sent in-band on a +-1 checkerboard; decoder: LMMSE "
+            f"estimate of the coefficients, inverse transform, plus a residual image from a "
+            f"decoder stack {dec}; output clipped to [0, 1]")
+
+
 def _card(name, model, state, awgn, rayleigh, num_images, args, device) -> str:
     c = model.config
     recipe = state.get("args", {})
@@ -398,6 +493,13 @@ def _card(name, model, state, awgn, rayleigh, num_images, args, device) -> str:
     exported = f"| measured and shipped with | `{_command()}` |\n" if args.export else ""
     init = f"| warm start from | `{state['init_from']}` |\n" if state.get("init_from") else ""
     last = state["history"][-1] if state["history"] else {}
+    schedule = (f"warm-up {recipe.get('warmup', 500)} steps, then "
+                + (f"constant {recipe.get('lr')}" if recipe.get("schedule") == "constant" else
+                   f"cosine {recipe.get('lr')} -> {recipe.get('lr_min')}")
+                + f" over {recipe.get('steps')} steps")
+    loss = "MSE" if recipe.get("loss", "mse") == "mse" else "mean over crops of ln MSE"
+    if c.arch == "hybrid":
+        schedule += f"; the linear code at {recipe.get('linear_lr_scale')} x that rate"
     return f"""# {name}
 
 SNR-adaptive Deep JSCC (Bourtsoulatze et al. 2019 with ADJSCC attention modules, Xu et al.
@@ -411,17 +513,15 @@ see docs/jscc.md.
 
 | | |
 |---|---|
-| architecture | encoder 3 x (conv 5x5 stride 2 + GDN + SNR attention), conv 3x3 + GDN + \
-attention, conv 3x3 -> {c.latent_channels} latent channels per 8x8 block; decoder mirrored \
-(transposed convs, inverse GDN, attention), sigmoid output |
+| architecture | {_arch_text(c)} |
 | feature channels N / attention hidden | {c.channels} / {c.af_hidden} |
 | parameters | {model.num_parameters()} |
 | training data | BSDS500 train/ ({state.get('train_images', '?')} photographs), random \
 {recipe.get('crop')}x{recipe.get('crop')} crops with horizontal flips |
 | training channel | SNR uniform in {recipe.get('snr_range')} dB per crop; AWGN, Rayleigh block \
 fading for a share of {recipe.get('rayleigh_fraction')} |
-| optimizer | Adam, MSE loss, batch {recipe.get('batch')}, warm-up then cosine \
-{recipe.get('lr')} -> {recipe.get('lr_min')} over {recipe.get('steps')} steps |
+| optimizer (schedule of the last call) | Adam, {loss} loss, batch {recipe.get('batch')}, \
+{schedule} |
 | steps done | {state['step']} (about {crops / 1e6:.2f} M crops) |
 | last training PSNR (running mean) | {last.get('train_psnr_db', float('nan')):.2f} dB |
 | wall time | {state['elapsed_s'] / 3600:.2f} h on {hardware} (shared 2-core machine) |
