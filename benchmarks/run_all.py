@@ -51,6 +51,7 @@ BENCHMARKS = [
     Benchmark("ecct", "bench_ecct.py", "ECCT against BP-50 on the shipped ECCT models"),
     Benchmark("serve", "bench_serve.py", "Inference server: requests/s, latency, batching on/off"),
     Benchmark("jscc", "bench_jscc.py", "Deep JSCC against image codec + 5G LDPC + QAM with AMC"),
+    Benchmark("lm", "bench_lm.py", "LM lossless compression against gzip, bzip2, xz, zstd, brotli"),
 ]
 
 HEADER = """# Benchmarks
