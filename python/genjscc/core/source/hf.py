@@ -208,6 +208,7 @@ def _quiet_offline_transformers() -> Any:
         raise GenjsccError("LM coding with transformer models needs transformers, tokenizers "
                            "and accelerate: run `make setup`") from error
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # ours is the coding progress bar
     return transformers
 
 
