@@ -93,7 +93,7 @@ class RemoteJSCC:
     """A JSCC model on a server, with the local :class:`DeepJSCC` call signature."""
 
     def __init__(self, backend: str, model: str, **options: Any):
-        from genjscc.core.jscc import DeepJSCC, JSCCConfig
+        from genjscc.core.jscc import DeepJSCC
         from genjscc.serve.client import connect
 
         self.name = model
@@ -104,8 +104,7 @@ class RemoteJSCC:
         from genjscc.core.jscc import load_model
 
         local = load_model(model)
-        self.config = JSCCConfig(**{k: getattr(local.config, k)
-                                    for k in ("ratio", "channels", "af_hidden")})
+        self.config = local.config
         self.ratio = local.ratio
         self._geometry = DeepJSCC
 
