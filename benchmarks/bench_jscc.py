@@ -21,37 +21,17 @@ import itertools
 import time
 from pathlib import Path
 
-import torch
-
-from benchlib import add_common_args, emit, setup_threads, table
+from benchlib import DATA, add_common_args, emit, jscc_throughput, setup_threads, table
 from genjscc.core.jscc import load_model, model_name
 from genjscc.core.jscc.evaluate import evaluate_schemes
 from genjscc.core.jscc.images import list_images, load_image, sample_images
 from genjscc.core.jscc.separation import SeparationLink
 from genjscc.zoo import list_models
 
-DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "images" / "bsds500" \
-    / "test"
+DEFAULT_IMAGES = DATA / "images" / "bsds500" / "test"
 SNRS = [-4.0, -2.0, 0.0, 2.0, 5.0, 10.0, 15.0, 20.0]
 MISMATCH_TRUE = [6.0, 8.0, 9.0, 11.0, 12.0, 14.0, 16.0]
 MISMATCH_ESTIMATE = 10.0
-
-
-def throughput(model, height: int, width: int, repeats: int) -> tuple[float, float]:
-    """(encoder, decoder) images/s for one image of ``height x width`` at a time."""
-    image = torch.rand(1, 3, height, width)
-    with torch.no_grad():
-        x = model.encode(image, 10.0)
-        model.decode(x, 10.0, height, width)  # warm-up
-        start = time.perf_counter()
-        for _ in range(repeats):
-            x = model.encode(image, 10.0)
-        enc = repeats / (time.perf_counter() - start)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            model.decode(x, 10.0, height, width)
-        dec = repeats / (time.perf_counter() - start)
-    return enc, dec
 
 
 def _by(points, scheme):
@@ -140,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
             curve_rows += _curve_rows(ratio, channel, mism)
             verdicts += _verdicts(ratio, channel, curve, mism)
         for h, w in ((321, 481), (512, 768)):
-            enc, dec = throughput(model, h, w, repeats)
+            enc, dec = jscc_throughput(model, h, w, repeats)
             speed_rows.append([ratio, f"{w}x{h}", f"{enc:.2f}", f"{enc * h * w / 1e6:.2f}",
                                f"{dec:.2f}", f"{dec * h * w / 1e6:.2f}"])
     body = [

@@ -38,10 +38,10 @@ from pathlib import Path
 
 import torch
 
-from benchlib import REPO, add_common_args, emit, setup_threads, table
+from benchlib import DATA, REPO, add_common_args, emit, setup_threads, table
 from genjscc.core.source import compress, decompress, load_model
 from genjscc.core.source.codec import DEFAULT_CHUNK_SIZE
-from genjscc.train.lm import DEFAULT_DATA, ENGLISH_PROSE, split_corpus
+from genjscc.train.lm import ENGLISH_PROSE, split_corpus
 
 ELF = Path("/usr/lib/x86_64-linux-gnu/libgnuradio-pmt.so.3.10.5")
 WEIGHTS = REPO / "python/genjscc/zoo/weights/ecct-polar_n64_k32.safetensors"
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["small", "smollm2"],
                         help="LM models, MODEL or MODEL@CHUNK for another chunk size than "
                         "the default (%(default)s)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=DATA / "text")
     parser.add_argument("--sample-bytes", type=int, default=128 * 1024)
     parser.add_argument("--smollm2-bytes", type=int, default=16 * 1024,
                         help="sample size for smollm2 (English prose gets twice this)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+# the developer's data (text/, images/): $GENJSCC_DATA as for `genjscc train`, else the sibling
+# ../shared/data of this checkout; benchmarks are development tools, the product never reads it
+DATA = Path(os.environ.get("GENJSCC_DATA") or REPO.parent / "shared" / "data")
 LLR_CLIP = 20.0  # every decoder gets the same clipped LLRs (gr-fec overflows on huge ones)
 
 
@@ -244,3 +248,25 @@ def ldpc_cpp_decode(h: np.ndarray, llr: np.ndarray, method: str, scaling: float,
         out[i] = dec.decode(hard[i])
         its += dec.iter
     return out, time.perf_counter() - t0, its / max(1, llr.shape[0])
+
+
+# ----------------------------------------------------------------------------------- JSCC
+
+
+def jscc_throughput(model, height: int, width: int, repeats: int,
+                    clock: Callable[[], float] = time.perf_counter) -> tuple[float, float]:
+    """(encoder, decoder) images per second of ``clock`` (wall by default; pass
+    ``time.process_time`` for CPU seconds) for one ``height x width`` image at a time."""
+    image = torch.rand(1, 3, height, width)
+    with torch.no_grad():
+        x = model.encode(image, 10.0)
+        model.decode(x, 10.0, height, width)  # warm-up
+        start = clock()
+        for _ in range(repeats):
+            x = model.encode(image, 10.0)
+        enc = repeats / (clock() - start)
+        start = clock()
+        for _ in range(repeats):
+            model.decode(x, 10.0, height, width)
+        dec = repeats / (clock() - start)
+    return enc, dec

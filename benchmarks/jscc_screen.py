@@ -32,11 +32,12 @@ from pathlib import Path
 
 import torch
 
+from benchlib import DATA, jscc_throughput
 from genjscc.core.jscc import JSCCChannel, load_model
 from genjscc.core.jscc.model import DeepJSCC, init_linear, side_pattern
 from genjscc.train import jscc as recipe
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "images"
+DEFAULT_DATA = DATA / "images"
 SHIPPED_R1_6 = "jscc-r1_6"
 
 # name -> (train jscc options, what it tests); all at --ratio 1/6 on the shipped recipe's
@@ -83,26 +84,10 @@ def make_model(args: argparse.Namespace, train: list[torch.Tensor]) -> DeepJSCC:
     return model
 
 
-def images_per_cpu_second(model: DeepJSCC, repeats: int = 3) -> tuple[float, float]:
-    """(encoder, decoder) images per CPU-second at 481x321, one image at a time."""
-    image = torch.rand(1, 3, 321, 481)
-    with torch.no_grad():
-        x = model.encode(image, 10.0)
-        start = time.process_time()
-        for _ in range(repeats):
-            x = model.encode(image, 10.0)
-        enc = repeats / (time.process_time() - start)
-        start = time.process_time()
-        for _ in range(repeats):
-            model.decode(x, 10.0, 321, 481)
-        dec = repeats / (time.process_time() - start)
-    return enc, dec
-
-
 def measure(model: DeepJSCC, valid: list[torch.Tensor]) -> dict[str, float]:
     awgn = recipe.evaluate(model, valid, (0.0, 10.0), "awgn")
     ray = recipe.evaluate(model, valid, (5.0,), "rayleigh")
-    enc, dec = images_per_cpu_second(model)
+    enc, dec = jscc_throughput(model, 321, 481, 3, clock=time.process_time)  # CPU seconds
     return {"awgn_0db": awgn[0.0]["psnr_db"], "awgn_10db": awgn[10.0]["psnr_db"],
             "rayleigh_5db": ray[5.0]["psnr_db"], "enc_img_per_cpu_s": enc,
             "dec_img_per_cpu_s": dec, "parameters": model.num_parameters()}

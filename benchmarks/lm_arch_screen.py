@@ -29,10 +29,9 @@ from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import add_common_args, emit, setup_threads, table
+from benchlib import DATA, add_common_args, emit, setup_threads, table
 from genjscc.core.source.small import BOS, BYTE_VOCAB, SmallByteLM, SmallLMConfig
 from genjscc.train.lm import (
-    DEFAULT_DATA,
     WindowSampler,
     _lr,
     split_corpus,
@@ -186,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(CANDIDATES))
     parser.add_argument("--rows", type=int, default=51)
     parser.add_argument("--valid-bytes", type=int, default=1 << 15)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=DATA / "text")
     args = parser.parse_args(argv)
     threads = setup_threads(args.threads)
     budget = int(1e6 * (0.02 if args.quick else args.mb))

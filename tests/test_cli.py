@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from genjscc import __version__
 
 
@@ -39,3 +41,14 @@ def test_unknown_command_fails_cleanly() -> None:
     result = genjscc("no-such-command")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["lm", "jscc"])
+def test_train_without_data_says_what_to_pass(kind, monkeypatch, capsys):
+    """Training data is never a built-in path: no --data and no $GENJSCC_DATA is a clear error."""
+    from genjscc.cli import main
+
+    monkeypatch.delenv("GENJSCC_DATA", raising=False)
+    assert main(["train", kind, "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "pass --data DIR, or set GENJSCC_DATA" in err and "Traceback" not in err

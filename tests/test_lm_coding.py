@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,11 +95,14 @@ def test_round_trip_128_kib_of_mixed_bytes(small) -> None:
     """128 KiB in 64 chunks of the default size, one micro-batch: prose, random bytes (stored
     chunks) and invalid UTF-8. (10 MB takes minutes at the coder's speed, so the 10 MB round
     trip is in benchmarks/bench_lm.py, run by `make bench`.)"""
-    from genjscc.train.lm import DEFAULT_DATA, ENGLISH_PROSE
+    from genjscc.train.data import default_data
+    from genjscc.train.lm import ENGLISH_PROSE
 
     rng = np.random.default_rng(7)
-    prose = (DEFAULT_DATA / ENGLISH_PROSE).read_bytes()[:100_000] if \
-        (DEFAULT_DATA / ENGLISH_PROSE).is_file() else ENGLISH * 250
+    # the developer's corpus when there is one ($GENJSCC_DATA, else the checkout's ../shared)
+    text = default_data("text") or Path(__file__).resolve().parents[2] / "shared/data/text"
+    prose = (text / ENGLISH_PROSE).read_bytes()[:100_000] if \
+        (text / ENGLISH_PROSE).is_file() else ENGLISH * 250
     data = (prose + rng.integers(0, 256, 20_000, dtype=np.uint8).tobytes()
             + INVALID_UTF8 * 400)[:128 * 1024]
     blob = compress(data, small, batch=64)

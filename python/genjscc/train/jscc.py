@@ -1,7 +1,7 @@
 """Train an SNR-adaptive Deep JSCC model (genjscc.core.jscc) on random crops of photographs.
 
 Data (a developer's input; the product never reads it): every image in a folder named
-``train`` under DATA (default ../shared/data/images, i.e. BSDS500 train/, 200 photographs) is
+``train`` under DATA (--data, default $GENJSCC_DATA/images; BSDS500 train/, 200 photographs) is
 decoded once into memory; each step draws --batch random --crop x --crop crops (random image,
 position and horizontal flip). Held out for validation: the images of folders named ``test`` or
 ``val`` under DATA (BSDS500 test/, 200 photographs), scored whole (481x321, padded to 488x328).
@@ -53,8 +53,8 @@ from genjscc.core.jscc.model import (
     save_jscc,
 )
 from genjscc.errors import GenjsccError
+from genjscc.train.data import default_data, require_data
 
-DEFAULT_DATA = Path("../shared/data/images")
 LOSSES = ("mse", "psnr")
 LINEAR_PARAMS = ("lin_enc.", "lin_dec.", "log_var", "log_gain")
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
@@ -74,8 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="between the convolutions (%(default)s)")
     parser.add_argument("--no-encoder-residual", action="store_true",
                         help="hybrid: a linear encoder (only the decoder has a conv stack)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="image folder with train/ and test/ subfolders (%(default)s)")
+    parser.add_argument("--data", type=Path, default=default_data("images"),
+                        help="image folder with train/ and test/ subfolders (default "
+                        "$GENJSCC_DATA/images: %(default)s)")
     parser.add_argument("--steps", type=int, default=50_000, help="schedule length (%(default)s)")
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="stop (and export) after this much training time in this call; "
@@ -293,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = _run_dir(args, name)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
-    train_files, valid_files = split_images(args.data)
+    train_files, valid_files = split_images(require_data(args.data, "images"))
 
     torch.manual_seed(args.seed)
     model = DeepJSCC(config).to(device)

@@ -47,8 +47,8 @@ from genjscc.core.source.small import (
     save_small_lm,
 )
 from genjscc.errors import GenjsccError
+from genjscc.train.data import default_data, require_data
 
-DEFAULT_DATA = Path("/work/shared/data/text")
 HELD_OUT_FILES = ("milton/areopagitica_gut.txt", "shakespeare/tempest_gut.txt")
 ENGLISH_PROSE = "milton/areopagitica_gut.txt"  # the held-out English prose of the targets
 LARGE_FILE = 1 << 22  # files above 4 MiB are concatenations of many documents
@@ -79,7 +79,7 @@ def split_corpus(root: Path, tail_fraction: float = 0.03
     return train, valid
 
 
-def validation_texts(root: Path = DEFAULT_DATA, max_bytes: int = 1 << 17) -> dict[str, bytes]:
+def validation_texts(root: Path, max_bytes: int = 1 << 17) -> dict[str, bytes]:
     """The first ``max_bytes`` of each held-out piece: the text the model card reports on."""
     return {name: data[:max_bytes] for name, data in split_corpus(root)[1]}
 
@@ -170,8 +170,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   genjscc train lm ...the same options... --resume                continue after a stop
   genjscc train lm ...the same options... --export --register     write it to the zoo
 """
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="text folder (%(default)s)")
+    parser.add_argument("--data", type=Path, default=default_data("text"),
+                        help="text folder (default $GENJSCC_DATA/text: %(default)s)")
     parser.add_argument("--name", default="lm-small", help="zoo name (%(default)s)")
     parser.add_argument("--out", type=Path,
                         help="weights file (default zoo/weights/NAME.safetensors)")
@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GenjsccError("--device cuda: torch sees no CUDA device")
-    train, valid = split_corpus(args.data, args.tail_fraction)
+    train, valid = split_corpus(require_data(args.data, "text"), args.tail_fraction)
     sampler = WindowSampler(train, args.window, args.sampling_alpha)
     config = SmallLMConfig(embed=args.embed, hidden=args.hidden, layers=args.layers,
                            cell=args.cell, learn_init=not args.no_learn_init,
