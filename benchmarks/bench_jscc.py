@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from benchlib import DATA, add_common_args, emit, jscc_throughput, setup_threads, table
-from genjscc.core.jscc import load_model, model_name
+from genjscc.core.jscc import load_model, parse_ratio
 from genjscc.core.jscc.evaluate import evaluate_schemes
 from genjscc.core.jscc.images import list_images, load_image, sample_images
 from genjscc.core.jscc.separation import SeparationLink
@@ -32,6 +32,18 @@ DEFAULT_IMAGES = DATA / "images" / "bsds500" / "test"
 SNRS = [-4.0, -2.0, 0.0, 2.0, 5.0, 10.0, 15.0, 20.0]
 MISMATCH_TRUE = [6.0, 8.0, 9.0, 11.0, 12.0, 14.0, 16.0]
 MISMATCH_ESTIMATE = 10.0
+
+
+def _models(names: str, ratios: list[str]) -> list:
+    """(name, model) of the JSCC models to measure: ``names``, else every shipped one at
+    ``ratios``, in ratio order then name."""
+    chosen = [n.strip() for n in names.split(",") if n.strip()] or [
+        m.name for m in list_models() if m.kind == "jscc"]
+    wanted = {parse_ratio(r) for r in ratios}
+    models = [(n, load_model(n)) for n in chosen]
+    if not names:
+        models = [(n, m) for n, m in models if m.ratio in wanted]
+    return sorted(models, key=lambda nm: (-nm[1].ratio, nm[0]))
 
 
 def _by(points, scheme):
@@ -92,6 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-images", type=int, default=8, help="images per point (default 8)")
     ap.add_argument("--ratios", default="1/6,1/12", help="bandwidth ratios (default 1/6,1/12)")
     ap.add_argument("--channels", default="awgn,rayleigh")
+    ap.add_argument("--models", default="",
+                    help="zoo JSCC models, comma-separated (default: every shipped one at "
+                    "--ratios)")
     add_common_args(ap)
     args = ap.parse_args(argv)
     threads = setup_threads(args.threads)
@@ -102,41 +117,40 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         images = [img[:, :64, :96] for img in images[:1]]
         snrs, mismatch_true, repeats, ratios = [0.0, 10.0], [8.0, 12.0], 1, ratios[:1]
-    shipped = {m.name for m in list_models() if m.kind == "jscc"}
     link = SeparationLink("heif", table=1, margin_db=1.0)
-    curve_rows, verdicts, speed_rows, missing = [], [], [], []
-    for ratio in ratios:
-        if model_name(ratio) not in shipped:
-            missing.append(ratio)
-            continue
-        model = load_model(model_name(ratio))
+    models = _models(args.models, ratios)
+    curve_rows, verdicts, speed_rows = [], [], []
+    for name, model in models:
+        ratio, label = str(model.ratio), f"{name} ({model.ratio})"
         for channel in args.channels.split(","):
             t0 = time.perf_counter()
             curve, _ = evaluate_schemes(images, snrs, model, None, ratio, channel, [link])
             mism, _ = evaluate_schemes(images, mismatch_true, model, [MISMATCH_ESTIMATE], ratio,
                                        channel, [link])
-            print(f"ratio {ratio} {channel}: {time.perf_counter() - t0:.0f} s", flush=True)
-            curve_rows += _curve_rows(ratio, channel, curve)
-            curve_rows += _curve_rows(ratio, channel, mism)
-            verdicts += _verdicts(ratio, channel, curve, mism)
+            print(f"{label} {channel}: {time.perf_counter() - t0:.0f} s", flush=True)
+            curve_rows += _curve_rows(label, channel, curve)
+            curve_rows += _curve_rows(label, channel, mism)
+            verdicts += _verdicts(label, channel, curve, mism)
         for h, w in ((321, 481), (512, 768)):
             enc, dec = jscc_throughput(model, h, w, repeats)
-            speed_rows.append([ratio, f"{w}x{h}", f"{enc:.2f}", f"{enc * h * w / 1e6:.2f}",
+            speed_rows.append([label, f"{w}x{h}", f"{enc:.2f}", f"{enc * h * w / 1e6:.2f}",
                                f"{dec:.2f}", f"{dec * h * w / 1e6:.2f}"])
+    missing = [r for r in ratios if all(m.ratio != parse_ratio(r) for _, m in models)]
     body = [
         f"{len(images)} held-out photographs (the first of BSDS500 {files[0].parent.name}/, "
         "coded whole"
         f"{', cropped to 64x96 (quick run)' if args.quick else ''}); torch threads = {threads}; "
-        "one noise seed per (image, SNR), the same for both schemes. JSCC = the shipped "
-        "jscc-r* model (its card gives its training budget). Separation = HEIF + CRC + 5G NR "
+        "one noise seed per (image, SNR), the same for both schemes. JSCC = each shipped "
+        "JSCC model of the zoo (its card gives its training budget; jscc-r* are the "
+        "blocks' defaults). Separation = HEIF + CRC + 5G NR "
         "LDPC + QAM, MCS from the estimate (table 1, 1 dB back-off), lost images count as "
         "mid-gray; MCS = the I_MCS used, bpp = the file's bits per pixel.",
-        table(["ratio", "channel", "SNR (dB)", "estimate (dB)", "Eb/N0 per 8-bit value (dB)",
-               "JSCC PSNR", "JSCC MS-SSIM", "separation PSNR", "separation MS-SSIM",
-               "lost", "MCS", "bpp", "JSCC - separation"], curve_rows),
+        table(["model (ratio)", "channel", "SNR (dB)", "estimate (dB)",
+               "Eb/N0 per 8-bit value (dB)", "JSCC PSNR", "JSCC MS-SSIM", "separation PSNR",
+               "separation MS-SSIM", "lost", "MCS", "bpp", "JSCC - separation"], curve_rows),
         "Targets (issue 6):\n\n" + "\n".join(f"- {v}" for v in verdicts),
         "Throughput of the JSCC model on CPU (one image at a time, float32):",
-        table(["ratio", "size", "encoder images/s", "encoder Mpixel/s", "decoder images/s",
+        table(["model (ratio)", "size", "encoder images/s", "encoder Mpixel/s", "decoder images/s",
                "decoder Mpixel/s"], speed_rows),
     ]
     if missing:
