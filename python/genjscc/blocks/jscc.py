@@ -17,12 +17,13 @@ receiver that drops metadata, by the frame counter ``packet_num`` (unwrapped acr
 12-bit wrap; the image size then comes from the block's ``height``/``width`` parameters).
 With ``spread`` (the default, the same on both ends) the encoder sends each image's padded
 symbol vector through a unitary spreading, ``fft(signs * x, norm="ortho")`` with fixed
-pseudo-random signs, and the decoder inverts it. JSCC latents put most energy on a few symbols
-(the strong low-frequency coefficients), and an OFDM receiver's errors are partly
-*multiplicative* (channel-estimate and common-phase errors scale each subcarrier): on those
-strong symbols they cost several dB of PSNR at high SNR. Spread, every symbol carries the same
-average energy and those errors reach the decoder as a small additive noise; over AWGN
-spreading changes nothing (a unitary map of white noise is white noise).
+pseudo-random signs, then a fixed pseudo-random permutation, and the decoder inverts it.
+JSCC latents put most energy on a few symbols (the strong low-frequency coefficients), and an
+OFDM receiver's errors are partly *multiplicative* (channel-estimate and common-phase errors
+scale each subcarrier): on those strong symbols they cost several dB of PSNR at high SNR.
+Spread, every symbol carries the same average energy and those errors reach the decoder as a
+small additive noise; over AWGN spreading changes nothing (a unitary map of white noise is
+white noise).
 Missing segments are decoded as zeros (JSCC degrades; nothing is dropped) and counted. SNR
 (Es/N0 per symbol, dB) comes from ``snr_db`` metadata, else ``noise_var`` (N0 after
 equalization: ``snr = 1 / noise_var``), else the block's ``snr_db`` parameter; without any
@@ -110,19 +111,29 @@ def _meta_float(meta: pmt.pmt_base, key: pmt.pmt_base) -> float | None:
     return out
 
 
-def _spreading_signs(n: int) -> np.ndarray:
-    """The fixed +-1 signs of :func:`spread` for ``n`` symbols (a pure function of ``n``)."""
-    return np.random.default_rng(0x4A534343).integers(0, 2, n).astype(np.float32) * 2 - 1
+def _spreading_code(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed +-1 signs and permutation of :func:`spread` for ``n`` symbols (a pure
+    function of ``n``)."""
+    rng = np.random.default_rng(0x4A534343)
+    return rng.integers(0, 2, n).astype(np.float32) * 2 - 1, rng.permutation(n)
 
 
 def spread(x: np.ndarray) -> np.ndarray:
-    """Unitary spreading of one image's symbols: ``fft(signs * x, norm="ortho")``."""
-    return np.fft.fft(_spreading_signs(x.size) * x, norm="ortho").astype(np.complex64)
+    """Unitary spreading of one image's symbols: ``fft(signs * x, norm="ortho")``, permuted.
+
+    The permutation matters: an OFDM receiver's per-carrier errors repeat with the carrier
+    pattern, and without it that period would map each strong symbol's error onto its
+    neighbours instead of spreading it like white noise."""
+    signs, perm = _spreading_code(x.size)
+    return np.fft.fft(signs * x, norm="ortho")[perm].astype(np.complex64)
 
 
 def despread(y: np.ndarray) -> np.ndarray:
     """The inverse of :func:`spread`."""
-    return (np.fft.ifft(y, norm="ortho") * _spreading_signs(y.size)).astype(np.complex64)
+    signs, perm = _spreading_code(y.size)
+    unpermuted = np.empty_like(y)
+    unpermuted[perm] = y
+    return (np.fft.ifft(unpermuted, norm="ortho") * signs).astype(np.complex64)
 
 
 def _load_model(model: str, ratio: str):

@@ -48,7 +48,11 @@ __all__ = ["ofdm_jscc_rx", "smooth_channel_taps"]
 
 CHAN_TAPS_KEY = pmt.intern("ofdm_sync_chan_taps")
 SNR_KEY = pmt.intern("snr_db")
-PHASE_GAIN, STEP_GAIN = 0.3, 0.02  # gains of the pilot phase-tracking loop
+# Gains of the pilot phase-tracking loop. Behind the decoder's symbol spreading, per-symbol
+# jitter becomes a small white noise while a frame's *mean* phase error stays a gain error on
+# the strongest latents, so a fast loop (little lag after its start at phase 0) is the better
+# trade: measured on the OFDM-vs-AWGN test, 0.3/0.02 gave -0.96 dB, 0.5/0.05 -0.37 dB.
+PHASE_GAIN, STEP_GAIN = 0.5, 0.05
 
 
 def smooth_channel_taps(taps: np.ndarray, active: np.ndarray, smooth_len: int
