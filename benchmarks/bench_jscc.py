@@ -90,8 +90,8 @@ def _verdicts(ratio, channel, curve, mismatch):
                        f"separation wins at true SNR {', '.join(wins)} dB.")
     wins = [f"{k[0]:g}" for k in sorted(_by(curve, 'jscc'))
             if _by(curve, "separation-heif")[k].psnr_db > _by(curve, "jscc")[k].psnr_db]
-    out.append(f"{ratio} {channel}, exact estimate: separation (HEIF) wins at SNR "
-               f"{', '.join(wins) if wins else 'none'} dB.")
+    out.append(f"{ratio} {channel}, exact estimate: separation (HEIF) wins at "
+               + (f"SNR {', '.join(wins)} dB." if wins else "no SNR."))
     return out
 
 

@@ -271,9 +271,11 @@ def report(rows: list[dict], args: argparse.Namespace,
         "to both, which batching shares. LM steps are never merged across sessions (a GEMM "
         "row's floats depend on the batch shape and LM coding needs bit-identical "
         "probabilities): batching only packs queued steps into one worker message, which "
-        "saves broker and worker round trips. With one "
-        "client, batching on waits up to 2 ms for a batch that never fills. The machine is "
-        "shared: the load average above says how much the other jobs took.",
+        "saves broker and worker round trips. With one client batching costs nothing: "
+        "the broker sends a request on at once while every worker is idle and merges only "
+        "what queues while they are busy (--max-delay-ms holds an idle worker only beside "
+        "busy ones). The machine is shared: the load average above says how much the other "
+        "jobs took.",
     ])
 
 
