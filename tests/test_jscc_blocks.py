@@ -204,3 +204,17 @@ def test_smooth_channel_taps_estimates_noise():
     assert err_smooth < err_raw / 3
     expected = -10 * math.log10(n0 / 0.64)
     assert abs(snr_db - expected) < 1.5
+
+
+def test_spreading_is_unitary_and_spreads_energy():
+    """despread(spread(x)) == x, energy kept, and one strong symbol lands on every position."""
+    from genjscc.blocks.jscc import despread, spread
+
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(6144) + 1j * rng.standard_normal(6144)).astype(np.complex64)
+    s = spread(x)
+    np.testing.assert_allclose(despread(s), x, atol=1e-5)
+    assert abs(np.vdot(s, s).real - np.vdot(x, x).real) < 1e-2 * np.vdot(x, x).real
+    impulse = np.zeros(6144, np.complex64)
+    impulse[0] = 1.0
+    np.testing.assert_allclose(np.abs(spread(impulse)), np.full(6144, 6144 ** -0.5), rtol=1e-4)
