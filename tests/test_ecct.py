@@ -151,6 +151,51 @@ def test_short_training_decodes_better_than_hard_decision(polar):
     assert gain > 0.15, (ecct.ber_codeword, hard.ber_codeword)
 
 
+def test_crossmpt_attends_only_along_h(polar):
+    """CrossMPT: a bit's output depends on the checks of H it sits in, through them on their
+    bits; with one layer, a bit outside every check of bit 0 cannot reach bit 0's token."""
+    torch.manual_seed(0)
+    model = ECCT(polar.H, ECCTConfig(num_layers=1, d_model=16, num_heads=4,
+                                     arch="crossmpt")).eval()
+    assert torch.equal(model.attn_mask == 0, torch.as_tensor(polar.H.T > 0))
+    assert torch.equal(model.check_mask == 0, torch.as_tensor(polar.H > 0))
+    llr = torch.randn(1, polar.n) * 3 + 2
+    bits_in, checks = (model.inputs(llr).unsqueeze(-1) * model.embedding).split(
+        (polar.n, polar.m), dim=1)
+    layer = model.layers[0]
+    out = layer(bits_in, model.attn_mask, memory=checks)
+    other = checks.clone()
+    unrelated = np.flatnonzero(polar.H[:, 0] == 0)  # checks bit 0 is not in
+    assert unrelated.size
+    other[:, unrelated] += 5.0
+    again = layer(bits_in, model.attn_mask, memory=other)
+    assert torch.equal(out[:, 0], again[:, 0])  # bit 0 reads only its checks
+    assert not torch.equal(out, again)
+
+
+def test_crossmpt_trains_saves_and_refuses_an_h_with_an_empty_column(tmp_path, polar):
+    with pytest.raises(ValueError, match="all-zero"):
+        ECCT(H_SMALL, ECCTConfig(num_layers=1, d_model=8, num_heads=2, arch="crossmpt"))
+    with pytest.raises(ValueError, match="arch"):
+        ECCTConfig(arch="gnn")
+    from genjscc.train.ecct import run
+
+    threads = torch.get_num_threads()
+    argv = ["--code", "POLAR_N64_K32", "--layers", "1", "--dim", "8", "--heads", "2",
+            "--arch", "crossmpt", "--steps-per-epoch", "3", "--batch", "16", "--out",
+            str(tmp_path), "--no-register", "--epochs", "1"]
+    try:
+        assert run(_train_args(argv)) == 0
+        with pytest.raises(Exception, match="holds POLAR_N64_K32"):
+            run(_train_args([*argv[:6], "--arch", "ecct", *argv[8:-1], "2", "--resume"]))
+    finally:
+        torch.set_num_threads(threads)
+    model = load_ecct(tmp_path / "model.safetensors")
+    assert model.config.arch == "crossmpt"
+    llr = torch.randn(4, polar.n) * 3
+    assert build_decoder(polar, model=str(tmp_path / "model.safetensors"))(llr).shape == (4, 64)
+
+
 def _train_args(argv: list[str]) -> argparse.Namespace:
     from genjscc.train import ecct as train_ecct
 

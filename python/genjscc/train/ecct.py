@@ -35,7 +35,7 @@ import torch
 from torch.nn import functional as F
 
 from genjscc.core.ecct.decoder import zoo_name
-from genjscc.core.ecct.model import ECCT, ECCTConfig, ECCTDecoder, save_ecct
+from genjscc.core.ecct.model import ARCHS, ECCT, ECCTConfig, ECCTDecoder, save_ecct
 from genjscc.errors import GenjsccError
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
@@ -52,11 +52,22 @@ PAPER_BP: dict[str, tuple[float, float, float]] = {"POLAR_N64_K32": (4.26, 5.38,
                                                    "LDPC_N49_K24": (6.23, 8.19, 11.72)}
 
 
+_ARCH_NAME = {"ecct": "ECCT", "crossmpt": "CrossMPT"}
+_ARCH_CITE = {"ecct": "ECCT decoder (Choukroun and Wolf, NeurIPS 2022)",
+              "crossmpt": "CrossMPT decoder (Park et al., ICLR 2025, a variant of ECCT)"}
+_ARCH_TEXT = {"ecct": "ECCT: pre-LayerNorm self-attention over the n + m tokens, masked by H",
+              "crossmpt": "CrossMPT: bits cross-attend their checks, then checks their bits "
+                          "(weights shared by both halves of a layer)"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--code", required=True, help="shipped code name, e.g. POLAR_N64_K32")
     parser.add_argument("--layers", type=int, default=2, help="encoder layers N (%(default)s)")
     parser.add_argument("--dim", type=int, default=32, help="model width d (%(default)s)")
     parser.add_argument("--heads", type=int, default=8, help="attention heads (%(default)s)")
+    parser.add_argument("--arch", choices=ARCHS, default="ecct",
+                        help="ecct: masked self-attention (the paper); crossmpt: bit/check "
+                             "cross-attention (CrossMPT, Park et al. 2025) (%(default)s)")
     parser.add_argument("--epochs", type=int, default=20, help="%(default)s")
     parser.add_argument("--steps-per-epoch", type=int, default=1000, help="%(default)s")
     parser.add_argument("--batch", type=int, default=128, help="%(default)s")
@@ -68,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (%(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None,
-                        help="run directory (default ecct-runs/<code>-N<layers>-d<dim>)")
+                        help="run directory (default ecct-runs/<code>-N<layers>-d<dim>, "
+                             "-crossmpt appended for that arch)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     parser.add_argument("--export", action="store_true",
                         help="no training: measure and ship the latest checkpoint of RUN_DIR")
@@ -139,7 +151,8 @@ def train_steps(model: ECCT, optimizer: torch.optim.Optimizer, scheduler: Any, s
 
 
 def _run_dir(args: argparse.Namespace) -> Path:
-    return args.out or Path("ecct-runs") / f"{args.code}-N{args.layers}-d{args.dim}"
+    suffix = "" if args.arch == "ecct" else f"-{args.arch}"
+    return args.out or Path("ecct-runs") / f"{args.code}-N{args.layers}-d{args.dim}{suffix}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
         raise GenjsccError("--device cuda: no CUDA device is available; use --device cpu")
     code = get_code(args.code)
     ebno_range = parse_range(args.ebno_range)
-    config = ECCTConfig(num_layers=args.layers, d_model=args.dim, num_heads=args.heads)
+    config = ECCTConfig(num_layers=args.layers, d_model=args.dim, num_heads=args.heads,
+                        arch=args.arch)
     run_dir = _run_dir(args)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
@@ -174,10 +188,10 @@ def run(args: argparse.Namespace) -> int:
         if not ckpt_path.is_file():
             raise GenjsccError(f"no checkpoint {ckpt_path} to resume or export from")
         saved = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if saved["config"] != asdict(config) or saved["code"] != code.name:
+        if ECCTConfig(**saved["config"]) != config or saved["code"] != code.name:
             raise GenjsccError(f"{ckpt_path} holds {saved['code']} {saved['config']}, not "
                                f"{code.name} {asdict(config)}: use the same --code/--layers/"
-                               "--dim/--heads, or another --out")
+                               "--dim/--heads/--arch, or another --out")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -263,7 +277,8 @@ def _export(args: argparse.Namespace, model: ECCT, code: Any, state: dict,
     c = model.config
     entry = ModelEntry(
         name=name, kind="ecct", file=weights.name, sha256=sha256_file(weights),
-        description=(f"ECCT decoder for {code.name}, N={c.num_layers} d={c.d_model}, "
+        description=(f"{_ARCH_NAME[c.arch]} decoder for {code.name}, N={c.num_layers} "
+                     f"d={c.d_model}, "
                      f"{model.num_parameters()} parameters, {state['epoch']} epochs"),
         card=card.name)
     if any(m.name == name for m in list_models()):
@@ -304,7 +319,7 @@ def _card(name: str, model: ECCT, code: Any, state: dict, ecct: list[float], bp:
     paper_bp = PAPER_BP.get(code.name)
     return f"""# {name}
 
-ECCT decoder (Choukroun and Wolf, NeurIPS 2022) for {code.name} (n={code.n}, k={code.k},
+{_ARCH_CITE[c.arch]} for {code.name} (n={code.n}, k={code.k},
 H with m={code.m} rows), trained by `genjscc train ecct`. Input: LLRs `ln P(0)/P(1)` (see
 docs/ecct.md); use it as `genjscc ber --code {code.name} --decoder ecct --model {name}`.
 
@@ -312,6 +327,7 @@ docs/ecct.md); use it as `genjscc ber --code {code.name} --decoder ecct --model 
 
 | | |
 |---|---|
+| architecture | {_ARCH_TEXT[c.arch]} |
 | layers N / width d / heads / FFN | {c.num_layers} / {c.d_model} / {c.num_heads} / \
 {c.ffn_mult}d GELU |
 | parameters | {model.num_parameters()} |

@@ -24,6 +24,14 @@ variance has to be passed around. Feeding ``y`` instead of LLRs gives wrong resu
 
 Attention uses :func:`torch.nn.functional.scaled_dot_product_attention` with one precomputed
 additive float mask (0 allowed, ``-inf`` masked), which runs the fused kernels on CPU and CUDA.
+
+Variant ``ECCTConfig(arch="crossmpt")`` (CrossMPT, Park et al., ICLR 2025): the same tokens,
+embeddings, output head and training, but no self-attention over all ``n + m`` tokens. Each
+layer updates the bit tokens by cross-attention to the check tokens (bit ``i`` reads the checks
+with ``H[j, i] = 1``), then the check tokens by cross-attention to the updated bit tokens
+(check ``j`` reads its bits), like one round of message passing; both halves share the layer's
+weights, queries are layer-normalized, keys and values are not. Its attention maps are
+``n x m`` and ``m x n`` (the nonzeros of ``H``) instead of ``(n + m)^2``.
 """
 
 from __future__ import annotations
@@ -76,6 +84,14 @@ def ecct_attention_mask(H: Any) -> torch.Tensor:
     return mask
 
 
+ARCHS = ("ecct", "crossmpt")
+
+
+def _additive(allowed: torch.Tensor) -> torch.Tensor:
+    """Additive float attention mask: 0 where allowed, ``-inf`` elsewhere."""
+    return torch.zeros(allowed.shape).masked_fill(~allowed, -math.inf)
+
+
 @dataclass(frozen=True)
 class ECCTConfig:
     """Hyper-parameters of :class:`ECCT` (the code itself comes from ``H``).
@@ -86,6 +102,8 @@ class ECCTConfig:
         num_heads: attention heads (paper: 8); must divide ``d_model``.
         ffn_mult: feed-forward width as a multiple of ``d_model`` (paper: 4).
         dropout: dropout in attention output and feed-forward (paper: 0).
+        arch: ``"ecct"`` (masked self-attention, the published ECCT) or ``"crossmpt"``
+            (bit/check cross-attention, see the module docstring).
     """
 
     num_layers: int = 2
@@ -93,6 +111,7 @@ class ECCTConfig:
     num_heads: int = 8
     ffn_mult: int = 4
     dropout: float = 0.0
+    arch: str = "ecct"
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "d_model", "num_heads", "ffn_mult"):
@@ -103,6 +122,8 @@ class ECCTConfig:
             raise ValueError(f"num_heads ({self.num_heads}) must divide d_model ({self.d_model})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
 
 
 class _EncoderLayer(nn.Module):
@@ -121,10 +142,21 @@ class _EncoderLayer(nn.Module):
                                  nn.Dropout(cfg.dropout), nn.Linear(cfg.ffn_mult * d, d))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                memory: torch.Tensor | None = None) -> torch.Tensor:
+        """Self-attention of ``x`` (``memory`` None) or cross-attention of ``x`` to ``memory``
+        (CrossMPT: keys and values from ``memory`` as it is, not layer-normalized)."""
         b, length, d = x.shape
-        qkv = self.qkv(self.norm1(x)).view(b, length, 3, self.num_heads, d // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, d_head]
+        heads, d_head = self.num_heads, d // self.num_heads
+        if memory is None:
+            qkv = self.qkv(self.norm1(x)).view(b, length, 3, heads, d_head)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, heads, L, d_head]
+        else:
+            w_q, w_kv = self.qkv.weight.split((d, 2 * d))
+            b_q, b_kv = self.qkv.bias.split((d, 2 * d))
+            q = F.linear(self.norm1(x), w_q, b_q).view(b, length, heads, d_head).transpose(1, 2)
+            kv = F.linear(memory, w_kv, b_kv).view(b, memory.shape[1], 2, heads, d_head)
+            k, v = kv.permute(2, 0, 3, 1, 4)
         att = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         x = x + self.drop(self.proj(att.transpose(1, 2).reshape(b, length, d)))
@@ -149,9 +181,15 @@ class ECCT(nn.Module):
         self.m, self.n = h.shape
         d = self.config.d_model
         self.register_buffer("H", torch.as_tensor(h, dtype=torch.float32))
-        allowed = ecct_attention_mask(h)
-        additive = torch.zeros(allowed.shape).masked_fill(~allowed, -math.inf)
-        self.register_buffer("attn_mask", additive, persistent=False)
+        if self.config.arch == "crossmpt":
+            if not (h.any(axis=0).all() and h.any(axis=1).all()):
+                raise ValueError("arch 'crossmpt' needs every bit in a check and every check "
+                                 "with a bit: H has an all-zero row or column")
+            allowed = torch.as_tensor(h.T > 0)  # [n, m]: bit i reads check j
+            self.register_buffer("check_mask", _additive(allowed.T), persistent=False)
+        else:
+            allowed = ecct_attention_mask(h)
+        self.register_buffer("attn_mask", _additive(allowed), persistent=False)
         self.embedding = nn.Parameter(torch.randn(self.n + self.m, d))
         self.layers = nn.ModuleList(_EncoderLayer(self.config)
                                     for _ in range(self.config.num_layers))
@@ -178,8 +216,16 @@ class ECCT(nn.Module):
         tokens = self.inputs(llr.reshape(-1, self.n).to(self.H.dtype))
         x = tokens.unsqueeze(-1) * self.embedding  # [B, n + m, d]
         mask = self.attn_mask.to(x.dtype)
-        for layer in self.layers:
-            x = layer(x, mask)
+        if self.config.arch == "crossmpt":
+            bits, checks = x[:, :self.n], x[:, self.n:]
+            check_mask = self.check_mask.to(x.dtype)
+            for layer in self.layers:
+                bits = layer(bits, mask, memory=checks)
+                checks = layer(checks, check_mask, memory=bits)
+            x = torch.cat([bits, checks], dim=1)
+        else:
+            for layer in self.layers:
+                x = layer(x, mask)
         z = self.out(self.token_head(self.final_norm(x)).squeeze(-1))
         return z.reshape(*lead, self.n)
 
