@@ -1,4 +1,4 @@
-"""Deep JSCC against the separation baseline: PSNR vs SNR at ratios 1/6 and 1/12, AWGN and
+"""Deep JSCC against the separation baseline: PSNR vs SNR at ratios 1/6, 1/12 and 1/24, AWGN and
 Rayleigh, on held-out photographs; the cliff and leveling of a wrong SNR estimate; encoder and
 decoder throughput on CPU.
 
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="held-out images (default: BSDS500 test of ../shared, else the "
                     "shipped samples)")
     ap.add_argument("--max-images", type=int, default=8, help="images per point (default 8)")
-    ap.add_argument("--ratios", default="1/6,1/12", help="bandwidth ratios (default 1/6,1/12)")
+    ap.add_argument("--ratios", default="1/6,1/12,1/24",
+                    help="bandwidth ratios (default 1/6,1/12,1/24)")
     ap.add_argument("--channels", default="awgn,rayleigh")
     ap.add_argument("--models", default="",
                     help="zoo JSCC models, comma-separated (default: every shipped one at "

@@ -29,6 +29,7 @@ from genjscc.core.jscc.model import side_pattern, water_filling_gains
 from genjscc.core.jscc.separation import FALLBACK_VALUE, SeparationLink
 from genjscc.core.source.image_codecs import CODECS, decode_image, encode_to_budget
 from genjscc.errors import GenjsccError
+from genjscc.zoo import list_models
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +191,17 @@ def test_rayleigh_channel_reports_effective_snr():
 
 # ---------------------------------------------------------------------------- shipped weights
 
-def test_shipped_model_is_snr_adaptive_and_better_than_gray(shipped, crops):
+SHIPPED_JSCC = sorted(m.name for m in list_models() if m.kind == "jscc")
+
+
+def test_every_ratio_of_the_issue_ships():
+    assert {"jscc-r1_6", "jscc-r1_12", "jscc-r1_24"} <= set(SHIPPED_JSCC)
+
+
+@pytest.mark.parametrize("name", SHIPPED_JSCC)
+def test_shipped_model_is_snr_adaptive_and_better_than_gray(name, crops):
+    shipped = load_model(name)
+    assert model_name(str(shipped.ratio)) == name
     gen = torch.Generator().manual_seed(0)
     ch = JSCCChannel("awgn")
     psnr = {}
