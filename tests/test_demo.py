@@ -28,19 +28,19 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
         [sys.executable, "-m", "genjscc.cli", "demo", "--out", str(out), "--modulations",
          "qpsk,16qam", "--packets", "40", "--step", "7", "--coded-links", "qpsk-pdu",
          "--coded-packets", "40", "--cliff-words", "30", "--jscc-images", "1",
-         "--jscc-crop", "128"],
+         "--jscc-crop", "128", "--sscc-esno", "0,3"],
         capture_output=True, text=True, timeout=400, env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-2000:]
     report = (out / "report.md").read_text()
     for image in ("ber_pdu.png", "delivery_pdu.png", "ber_ofdm.png", "delivery_ofdm.png",
                   "coded_bler.png", "amc_cliff.png", "jscc_psnr.png", "jscc_mismatch.png",
-                  "jscc_grid.png"):
+                  "jscc_grid.png", "sscc_text.png"):
         assert f"({image})" in report
         assert (out / image).stat().st_size > 10_000
     for title in ("## Coded link", "## Link adaptation: the cliff and leveling effects"):
         assert title in report
     results = json.loads((out / "results.json").read_text())
-    assert set(results["seconds"]) == {"links", "coded", "amc", "jscc"}
+    assert set(results["seconds"]) == {"links", "coded", "amc", "sscc", "jscc"}
     ofdm = results["ofdm"]
     # The highest-SNR OFDM point of each modulation delivers every packet.
     for modulation in ("qpsk", "16qam"):
@@ -52,6 +52,21 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
     _check_coded(results["coded"])
     _check_cliff(results["amc_cliff"])
     _check_jscc(results["jscc"])
+    _check_sscc(results["sscc"])
+
+
+def _check_sscc(points: list[dict]) -> None:
+    """Text over the coded link: all of it at 3 dB, none at 0 dB (below the waterfall), and
+    the LM stream spends fewer symbols (less energy per text bit) than xz and gzip."""
+    by = {(p["coder"], p["esno_db"]): p for p in points}
+    for coder in ("lm-small", "xz -9e", "gzip -9"):
+        assert by[coder, 3.0]["recovered_bytes"] == by[coder, 3.0]["text_bytes"], by[coder, 3.0]
+        assert by[coder, 0.0]["packets_lost"] > 0
+        assert by[coder, 0.0]["recovered_bytes"] < by[coder, 0.0]["text_bytes"]
+    lm = by["lm-small", 3.0]
+    for other in ("xz -9e", "gzip -9"):
+        assert lm["symbols"] < 0.8 * by[other, 3.0]["symbols"]
+        assert lm["ebno_db_per_text_bit"] < by[other, 3.0]["ebno_db_per_text_bit"] - 1.0
 
 
 def _check_coded(coded: list[dict]) -> None:
@@ -94,6 +109,8 @@ def _check_cliff(cliff: dict) -> None:
 @pytest.mark.parametrize(("option", "message"), [
     (["--modulations", "32qam"], "unknown modulation"),
     (["--coded-links", "qpsk-mars"], "unknown coded link"),
+    (["--sscc-esno", "1,loud"], "sscc-esno"),
+    (["--sscc-chunk", "8"], "sscc-chunk"),
 ])
 def test_demo_rejects_bad_options(tmp_path: Path, option: list[str], message: str) -> None:
     result = subprocess.run([sys.executable, "-m", "genjscc.cli", "demo", "--out",

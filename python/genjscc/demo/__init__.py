@@ -10,6 +10,9 @@ reference curves, and DIR/results.json with every measured number:
              BP -> CRC check) beside the uncoded link at the same Eb/N0 per payload bit;
   ``amc``    link adaptation with the TS 38.214 MCS tables when the SNR estimate is wrong: the
              cliff (true SNR below the estimate) and the leveling (above it).
+  ``sscc``   LM-SSCC: held-out English text compressed by lm-small (and by xz and gzip),
+             sent as packets through the coded link; text recovered vs Es/N0 and vs energy
+             per text bit;
   ``jscc``   Deep JSCC image transmission beside image codec + 5G LDPC + QAM with AMC, with an
              exact and with a wrong SNR estimate, and a grid of reconstructions.
 
@@ -60,6 +63,8 @@ PARTS: list[DemoPart] = [
              "CRC + 5G NR LDPC coded links beside the uncoded link"),
     DemoPart("amc", "genjscc.demo.amc",
              "AMC with a wrong SNR estimate: cliff and leveling (TS 38.214 MCS table 1)"),
+    DemoPart("sscc", "genjscc.demo.sscc",
+             "LM-SSCC: text through lm-small, xz or gzip + 5G LDPC + QPSK (GNU Radio)"),
     DemoPart("jscc", "genjscc.demo.jscc",
              "Deep JSCC images beside HEIF + 5G LDPC + QAM with AMC (ratio 1/6, AWGN)"),
 ]

@@ -228,6 +228,37 @@ def run_coded_point(modulation: str, esno_db: float, medium: str = "pdu",
     return point
 
 
+def deliver_packets(payloads: list[bytes], modulation: str, esno_db: float,
+                    code: str = "5gnr:bg2:k=512:e=1024", crc: str = "24A",
+                    num_iters: int = 50, seed: int = 0, timeout_s: float = 120.0
+                    ) -> tuple[list[bytes | None], int]:
+    """Send given payloads through the coded PDU link of :func:`run_coded_point` (BP decoder).
+
+    Every payload must be one codeword's worth, ``(k - crc_length) // 8`` bytes (pad the last
+    one). Returns each payload as received when its CRC checked and it equals what was sent
+    in length, else ``None`` (lost), and the channel symbols spent on all of them.
+    """
+    const = constellation(modulation)
+    encoder = genjscc.ldpc_encoder(code, crc=crc)
+    k, e, crc_len = encoder.code.k, encoder.code.e, encoder.crc_length
+    size = (k - crc_len) // 8
+    if any(len(p) != size for p in payloads):
+        raise ValueError(f"every payload must be {size} bytes (one {encoder.code.name} codeword "
+                         "with its CRC)")
+    ldpc_dec = genjscc.ldpc_decoder(code, decoder="bp", num_iters=num_iters, crc=crc)
+    arrays = [np.frombuffer(p, dtype=np.uint8).copy() for p in payloads]
+    decoded, _, _ = _run_coded_graph(modulation, esno_db, "pdu", seed, encoder, ldpc_dec,
+                                     arrays, len(arrays), timeout_s)
+    received: list[bytes | None] = [None] * len(arrays)
+    for index, msg in enumerate(decoded):
+        number = _packet_number(msg, index)
+        data = bytes(pmt.u8vector_elements(pmt.cdr(msg)))
+        crc_ok = pmt.to_bool(pmt.dict_ref(pmt.car(msg), _KEY_CRC_OK, pmt.PMT_F))
+        if 0 <= number < len(arrays) and crc_ok and len(data) >= size:
+            received[number] = data[:size]
+    return received, len(arrays) * e // const.bits_per_symbol
+
+
 def _run_coded_graph(modulation: str, esno_db: float, medium: str, seed: int, encoder,
                      ldpc_dec, payloads: list[np.ndarray], expect: int, timeout_s: float):
     """Run the coded flowgraph; return the decoder's, the demapper's and the encoder's PDUs."""
