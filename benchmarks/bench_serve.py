@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import os
 import subprocess
@@ -95,6 +96,7 @@ def client_loop(job: tuple) -> dict:
     while time.time() < start_at:
         time.sleep(0.001)
     end = start_at + seconds
+    cpu0 = time.process_time()
     i = 0
     while True:
         t0 = time.perf_counter()
@@ -114,8 +116,24 @@ def client_loop(job: tuple) -> dict:
         except ServeError:
             lost += 1
         i += 1
+    cpu_s = time.process_time() - cpu0
     client.close()
-    return {"latencies": latencies, "lost": lost}
+    return {"latencies": latencies, "lost": lost, "cpu_s": cpu_s}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and all its descendants (Linux /proc)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue  # a process that ended in between
+    return total
 
 
 def server_stats(endpoint: str) -> dict:
@@ -136,15 +154,21 @@ def mean_batch(before: dict, after: dict, model: str) -> float:
 MODEL_OF = {"ecct": "ecct-polar_n64_k32", "bp": "bp:LDPC_N49_K24", "lm": "lm-small"}
 
 
-def measure(pool, endpoint: str, op: str, clients: int, seconds: float) -> dict:
+def measure(pool, endpoint: str, op: str, clients: int, seconds: float,
+            server_pid: int | None = None) -> dict:
     before = server_stats(endpoint)
     start_at = time.time() + 0.5
     jobs = [(endpoint, op, start_at, seconds, 1000 * clients + k) for k in range(clients)]
+    server_cpu = cpu_seconds(server_pid) if server_pid else 0.0
     results = pool.map(client_loop, jobs, chunksize=1)
+    # includes the idle 0.5 s before the start and the two stats calls: small against the load
+    server_cpu = cpu_seconds(server_pid) - server_cpu if server_pid else float("nan")
     after = server_stats(endpoint)
     lat = np.concatenate([np.asarray(r["latencies"]) for r in results]) * 1e3
     done = int(lat.size)
     return {"op": op, "clients": clients, "requests": done, "rate": done / seconds,
+            "server_cpu_us": 1e6 * server_cpu / max(done, 1),
+            "client_cpu_us": 1e6 * sum(r["cpu_s"] for r in results) / max(done, 1),
             "p50": float(np.percentile(lat, 50)) if done else float("nan"),
             "p99": float(np.percentile(lat, 99)) if done else float("nan"),
             "lost": sum(r["lost"] for r in results),
@@ -210,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                 for op in args.ops:
                     measure(pool, endpoint, op, 2, min(0.5, args.seconds))  # warm-up
                     for clients in args.clients:
-                        row = measure(pool, endpoint, op, clients, args.seconds)
+                        row = measure(pool, endpoint, op, clients, args.seconds, proc.pid)
                         row["batching"] = label
                         rows.append(row)
                         print(f"batching {label:3s} {op:4s} {clients:3d} clients: "
@@ -232,7 +256,9 @@ def _ceiling(alone: dict[str, tuple[float, float]], op: str) -> str:
 def report(rows: list[dict], args: argparse.Namespace,
            alone: dict[str, tuple[float, float]]) -> str:
     table_rows = [[r["op"], r["batching"], r["clients"], f"{r['rate']:,.0f}", f"{r['p50']:.2f}",
-                   f"{r['p99']:.2f}", f"{r['batch']:.1f}", r["lost"]]
+                   f"{r['p99']:.2f}", f"{r['batch']:.1f}", r["lost"],
+                   f"{r.get('server_cpu_us', math.nan):.0f}",
+                   f"{r.get('client_cpu_us', math.nan):.0f}"]
                   for r in sorted(rows, key=lambda r: (OPS.index(r["op"]), r["batching"] == "off",
                                                        r["clients"]))]
     top = max(args.clients)
@@ -248,16 +274,32 @@ def report(rows: list[dict], args: argparse.Namespace,
             verdicts.append(f"- {op}: batching on / off at {top} clients = **{ratio:.2f}x** "
                             f"({verdict} the {TARGET_RATIO:g}x target)")
     lost = sum(r["lost"] for r in rows)
+    cpu_lines = []
+    for op in args.ops:
+        for label in ("on", "off"):
+            r = next((r for r in rows if r["op"] == op and r["batching"] == label
+                      and r["clients"] == top), None)
+            if r and math.isfinite(r.get("server_cpu_us", math.nan)):
+                per = r["server_cpu_us"] + r["client_cpu_us"]
+                cpu_lines.append(
+                    f"- {op}, batching {label}, {top} clients: server {r['server_cpu_us']:.0f} + "
+                    f"clients {r['client_cpu_us']:.0f} = {per:.0f} us of CPU per request, so "
+                    f"{os.cpu_count()} cores allow at most {os.cpu_count() * 1e6 / per:,.0f} "
+                    f"requests/s (measured {r['rate']:,.0f})")
     return "\n\n".join([
         f"One worker process, one torch thread, CPU; each client a process in a closed loop for "
         f"{args.seconds:g} s. Batching on: `--max-batch 32 --max-delay-ms 2`; off: "
         "`--max-batch 1`. One request = one Polar(64,32) codeword (ecct), one LDPC(49,24) "
         "codeword with BP-20 (bp), or one LM step of a one-row lm-small session (lm). "
-        "Latency at the client; batch = mean requests per model call at the server.",
-        table(["op", "batching", "clients", "requests/s", "p50 ms", "p99 ms", "batch", "lost"],
-              table_rows),
+        "Latency at the client; batch = mean requests per model call at the server; CPU = "
+        "user + system CPU time per request of the server (broker and worker processes) and "
+        "of all clients together, which share the machine's cores with it.",
+        table(["op", "batching", "clients", "requests/s", "p50 ms", "p99 ms", "batch", "lost",
+               "server CPU us/req", "clients CPU us/req"], table_rows),
         "Batching gain at the largest client count:\n\n" + "\n".join(verdicts),
         f"Lost replies (timeouts or error replies) over all runs: **{lost}** (target 0).",
+        "Where the CPU goes (the load generator runs on the same machine as the server):\n\n"
+        + "\n".join(cpu_lines),
         "The model call alone, in the benchmark's process on one thread before the servers "
         "run (median of 100 calls), bounds what merging can give: per request, one request per "
         "call against 32 merged into one call (for lm: a 32-row step, which the server does not "
