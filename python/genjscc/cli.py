@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 EPILOG = """\
 examples:
-  genjscc demo --out report/          QAM over GNU Radio OFDM loopback, BER vs Eb/N0
+  genjscc demo --out report/          every part: QAM/OFDM links, LDPC, AMC, LM-SSCC, JSCC
   genjscc models                      what the model zoo holds
   genjscc ber --code LDPC_N49_K24 --decoder bp --ebno 4,5,6
                                       BER/BLER of a code and decoder vs Eb/N0
@@ -42,10 +42,11 @@ examples:
   genjscc compress notes.txt notes.gjz    lossless LM compression (--model small|smollm2|PATH)
   genjscc decompress notes.gjz notes.txt  and back; lost chunks are named
   genjscc serve --models ecct-polar_n64_k32,lm-small   inference server on 127.0.0.1:5555
-  genjscc train lm --minutes 60       retrain the small LM (resumable)
+  genjscc train lm --data DIR --minutes 60    retrain the small LM (resumable)
+  genjscc train ecct --code POLAR_N64_K32 --layers 6 --epochs 16    train an ECCT decoder
   genjscc jscc-eval --images DIR --snr 0,5,10 --grid grid.png
                                       Deep JSCC vs codec + LDPC + QAM, PSNR/MS-SSIM vs SNR
-  genjscc train jscc --ratio 1/6 --minutes 60    train a Deep JSCC model (resumable)
+  genjscc train jscc --data DIR --ratio 1/6 --minutes 60    train a Deep JSCC model
 
 Run `genjscc COMMAND --help` for the options of a command.
 SNR conventions (Es/N0, Eb/N0 per information bit) are in docs/conventions.md.
