@@ -1,7 +1,18 @@
 """``genjscc train TARGET ...``: the recipes that produced the shipped weights.
 
-Each target is a module with ``add_arguments(parser)`` and ``run(args)``, listed in
-:data:`TRAINERS`; a new trainer (ecct, jscc, ...) joins by adding one line there.
+Every recipe checkpoints as it goes and continues with ``--resume``; at the end (or with
+``--export``) it measures the model and writes it with its card (the exact commands, the wall
+time and the measured quality): ``ecct`` and ``jscc`` into the zoo unless ``--no-register``,
+``lm`` into the zoo with ``--register``. ``lm`` and ``jscc`` read their training
+data from ``--data DIR`` or ``$GENJSCC_DATA`` (text/ and images/); ``ecct`` needs none (it
+trains on the all-zero codeword over simulated noise). Run ``genjscc train TARGET --help``.
+
+  genjscc train lm --data DIR --minutes 60
+  genjscc train ecct --code POLAR_N64_K32 --layers 6 --dim 32 --epochs 16
+  genjscc train jscc --data DIR --ratio 1/12 --arch hybrid --loss psnr --steps 12000
+
+(For developers: each target is a module with ``add_arguments(parser)`` and ``run(args)``,
+listed in ``TRAINERS``; a new trainer joins by adding one line there.)
 """
 
 from __future__ import annotations

@@ -164,7 +164,8 @@ def xz_bpb(data: bytes) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = """examples:
-  genjscc train lm --work-dir lm-runs/try --minutes 10 --out try.safetensors --card try.md
+  genjscc train lm --data DIR --work-dir lm-runs/try --minutes 10 --out try.safetensors \\
+      --card try.md
   nohup genjscc train lm --cell lstm --bf16 --hidden 768 --embed 128 --steps 5000 \\
       --work-dir lm-runs/lstm768 > lm-runs/lstm768.log 2>&1 &     the shipped recipe
   genjscc train lm ...the same options... --resume                continue after a stop
