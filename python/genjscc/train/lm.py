@@ -1,9 +1,10 @@
 """Train the small byte-level LM (genjscc.core.source.small, GRU or LSTM) on a folder of text.
 
-Data: every ``*.txt`` under DATA (default /work/shared/data/text, a developer tool's input; the
-product never reads it), except ``metadata.txt`` and licence files. Held out for validation:
-whole files (``HELD_OUT_FILES``: Milton's prose Areopagitica and Shakespeare's Tempest) and the
-tail of each large concatenation of documents (``--tail-fraction`` of it, cut at a blank line).
+Data: every ``*.txt`` under DATA (``--data DIR``, default ``$GENJSCC_DATA/text``; there is no
+built-in path, the product itself never reads training data), except ``metadata.txt`` and
+licence files. Held out for validation: whole files (``HELD_OUT_FILES``: Milton's prose
+Areopagitica and Shakespeare's Tempest) and the tail of each large concatenation of documents
+(``--tail-fraction`` of it, cut at a blank line).
 
 Training matches coding: every sample is a window of ``--window`` bytes (default 2048, the
 coder's default chunk) that starts from the begin-of-chunk input and the model's initial state,
