@@ -22,6 +22,7 @@ import torch
 
 from benchlib import add_common_args, emit, setup_threads, table
 from genjscc.core.ecct.decoder import build_decoder
+from genjscc.core.ecct.model import ARCH_NAMES
 from genjscc.core.fec.codes import get_code, list_codes
 from genjscc.core.fec.decoders import make_decoder
 from genjscc.core.sim.ber import simulate_ber
@@ -80,8 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         results = {}
         ecct_dec = build_decoder(code, model=entry.name)
         c = ecct_dec.model.config
-        arch = "CrossMPT" if c.arch == "crossmpt" else "ECCT"
-        for label, dec in ((f"{arch} N={c.num_layers} d={c.d_model} ({entry.name})", ecct_dec),
+        for label, dec in ((f"{ARCH_NAMES[c.arch]} N={c.num_layers} d={c.d_model} "
+                            f"({entry.name})", ecct_dec),
                            ("BP-50 (measured)", make_decoder("bp", code, num_iters=50))):
             neg_ln, bler, rate = measure(code, dec, args)
             results[label] = neg_ln

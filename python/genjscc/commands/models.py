@@ -45,7 +45,7 @@ def _package_rows() -> list[dict]:
         return [{"name": smollm2.MODEL_ID, "kind": "lm", "sha256": "", "status":
                  f"not installed: {error}", "description": "SmolLM2-135M-Instruct (GGUF Q4_1)",
                  "source": smollm2.WHEEL}]
-    return [{"name": smollm2.MODEL_ID, "kind": "lm", "sha256": smollm2._gguf_sha256(gguf),
+    return [{"name": smollm2.MODEL_ID, "kind": "lm", "sha256": smollm2.gguf_sha256(gguf),
              "status": "available", "source": f"{smollm2.WHEEL} ({gguf.name})",
              "description": "SmolLM2-135M-Instruct, GGUF Q4_1 dequantized to float32; "
                             "`genjscc compress --model smollm2`"}]

@@ -228,20 +228,26 @@ def run_coded_point(modulation: str, esno_db: float, medium: str = "pdu",
     return point
 
 
+def packet_payload_bytes(code: str = "5gnr:bg2:k=512:e=1024", crc: str = "24A") -> int:
+    """Payload bytes that fill one codeword of ``code`` with the ``crc`` appended."""
+    from genjscc.core.fec.codes import get_code
+
+    return (get_code(code).k - CRC(crc).length) // 8
+
+
 def deliver_packets(payloads: list[bytes], modulation: str, esno_db: float,
                     code: str = "5gnr:bg2:k=512:e=1024", crc: str = "24A",
                     num_iters: int = 50, seed: int = 0, timeout_s: float = 120.0
                     ) -> tuple[list[bytes | None], int]:
     """Send given payloads through the coded PDU link of :func:`run_coded_point` (BP decoder).
 
-    Every payload must be one codeword's worth, ``(k - crc_length) // 8`` bytes (pad the last
+    Every payload must be one codeword's worth, :func:`packet_payload_bytes` (pad the last
     one). Returns each payload as received when its CRC checked and it equals what was sent
     in length, else ``None`` (lost), and the channel symbols spent on all of them.
     """
     const = constellation(modulation)
     encoder = genjscc.ldpc_encoder(code, crc=crc)
-    k, e, crc_len = encoder.code.k, encoder.code.e, encoder.crc_length
-    size = (k - crc_len) // 8
+    size = packet_payload_bytes(code, crc)
     if any(len(p) != size for p in payloads):
         raise ValueError(f"every payload must be {size} bytes (one {encoder.code.name} codeword "
                          "with its CRC)")
@@ -256,7 +262,7 @@ def deliver_packets(payloads: list[bytes], modulation: str, esno_db: float,
         crc_ok = pmt.to_bool(pmt.dict_ref(pmt.car(msg), _KEY_CRC_OK, pmt.PMT_F))
         if 0 <= number < len(arrays) and crc_ok and len(data) >= size:
             received[number] = data[:size]
-    return received, len(arrays) * e // const.bits_per_symbol
+    return received, len(arrays) * encoder.code.e // const.bits_per_symbol
 
 
 def _run_coded_graph(modulation: str, esno_db: float, medium: str, seed: int, encoder,

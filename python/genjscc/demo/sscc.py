@@ -100,7 +100,7 @@ def run(args: argparse.Namespace, out: Path) -> tuple[list, dict]:
     import torch
 
     from genjscc.core.source.codec import compress, load_model
-    from genjscc.demo.link import deliver_packets
+    from genjscc.demo.link import deliver_packets, packet_payload_bytes
 
     torch.set_num_threads(1)
     text = sample_text()
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace, out: Path) -> tuple[list, dict]:
     streams = {"lm-small": compress(text, model, chunk_size=args.sscc_chunk),
                "xz -9e": lzma.compress(text, preset=9 | lzma.PRESET_EXTREME),
                "gzip -9": gzip.compress(text, compresslevel=9, mtime=0)}
-    size = (512 - 24) // 8
+    size = packet_payload_bytes(CODE)
     points = []
     for esno in _esno_list(args.sscc_esno):
         for coder, stream in streams.items():

@@ -35,7 +35,7 @@ import torch
 from torch.nn import functional as F
 
 from genjscc.core.ecct.decoder import zoo_name
-from genjscc.core.ecct.model import ARCHS, ECCT, ECCTConfig, ECCTDecoder, save_ecct
+from genjscc.core.ecct.model import ARCH_NAMES, ARCHS, ECCT, ECCTConfig, ECCTDecoder, save_ecct
 from genjscc.errors import GenjsccError
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
@@ -52,7 +52,6 @@ PAPER_BP: dict[str, tuple[float, float, float]] = {"POLAR_N64_K32": (4.26, 5.38,
                                                    "LDPC_N49_K24": (6.23, 8.19, 11.72)}
 
 
-_ARCH_NAME = {"ecct": "ECCT", "crossmpt": "CrossMPT"}
 _ARCH_CITE = {"ecct": "ECCT decoder (Choukroun and Wolf, NeurIPS 2022)",
               "crossmpt": "CrossMPT decoder (Park et al., ICLR 2025, a variant of ECCT)"}
 _ARCH_TEXT = {"ecct": "ECCT: pre-LayerNorm self-attention over the n + m tokens, masked by H",
@@ -277,7 +276,7 @@ def _export(args: argparse.Namespace, model: ECCT, code: Any, state: dict,
     c = model.config
     entry = ModelEntry(
         name=name, kind="ecct", file=weights.name, sha256=sha256_file(weights),
-        description=(f"{_ARCH_NAME[c.arch]} decoder for {code.name}, N={c.num_layers} "
+        description=(f"{ARCH_NAMES[c.arch]} decoder for {code.name}, N={c.num_layers} "
                      f"d={c.d_model}, "
                      f"{model.num_parameters()} parameters, {state['epoch']} epochs"),
         card=card.name)

@@ -84,7 +84,8 @@ def ecct_attention_mask(H: Any) -> torch.Tensor:
     return mask
 
 
-ARCHS = ("ecct", "crossmpt")
+ARCH_NAMES = {"ecct": "ECCT", "crossmpt": "CrossMPT"}  # ECCTConfig.arch -> display name
+ARCHS = tuple(ARCH_NAMES)
 
 
 def _additive(allowed: torch.Tensor) -> torch.Tensor:

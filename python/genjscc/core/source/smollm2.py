@@ -45,7 +45,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("GENJSCC_CACHE") or Path.home() / ".cache" / "genjscc")
 
 
-def _gguf_sha256(gguf: Path) -> str:
+def gguf_sha256(gguf: Path) -> str:
     """sha256 of the GGUF file, remembered beside the cache by path, size and mtime."""
     from genjscc.zoo import sha256_file
 
@@ -98,7 +98,7 @@ def _convert(gguf: Path, target: Path) -> None:
 def load_smollm2(device: torch.device | str = "cpu") -> HFCoderModel:
     """SmolLM2-135M as a next-symbol model (float32), converting and caching on first use."""
     gguf = find_gguf()
-    sha = _gguf_sha256(gguf)
+    sha = gguf_sha256(gguf)
     target = cache_root() / f"{MODEL_ID}-{sha[:16]}"
     if not (target / "model.safetensors").is_file():
         _convert(gguf, target)
