@@ -235,8 +235,8 @@ def test_shipped_model_through_ber_cli():
         capture_output=True, text=True, timeout=120, check=True)
     row = json.loads(out.stdout)[0]
     assert row["decoder"] == "ecct" and row["words"] == 3000
-    # the hard decision of this link has -ln(BER) about 3.27 at 5 dB
-    assert -math.log(row["ber_codeword"]) > 4.2  # shipped card: 4.70
+    # card: 6.83 at 5 dB (about 200 bit errors in 3000 words); BP-50 5.48, hard decision 3.27
+    assert -math.log(row["ber_codeword"]) > 6.3
 
 
 def test_block_decodes_pdu_and_drops_bad_length(tmp_path, polar):
