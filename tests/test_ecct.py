@@ -23,7 +23,6 @@ from genjscc.core.ecct.model import (
     save_ecct,
 )
 from genjscc.core.fec.codes import get_code
-from genjscc.core.fec.decoders import make_decoder
 from genjscc.core.sim.ber import simulate_ber
 
 # Rows 0 and 1 are independent, row 2 = row 0 + row 1 (redundant); bit 4 is in no check.
@@ -123,32 +122,37 @@ def test_save_load_roundtrip(tmp_path, polar):
         build_decoder(polar, model=str(tmp_path / "missing.safetensors"))
 
 
-def test_short_training_decodes_better_than_hard_decision(polar):
-    """A tiny ECCT (N=1, d=16) trained for 800 steps corrects channel errors at 5 dB.
+@pytest.mark.slow
+def test_tiny_training_beats_uncoded_bpsk(polar):
+    """Issue 5 acceptance: a tiny configuration trained on Polar(64,32) for a few minutes beats
+    uncoded BPSK at Eb/N0 = 5 dB.
 
-    Reference: the engine's ``none`` decoder, the hard decision of the same coded link at the
-    same Eb/N0 (Es/N0 = 5 dB + 10 log10(1/2) = 2 dB), -ln(BER) about 3.27. (Uncoded BPSK at
-    Eb/N0 = 5 dB, -ln(BER) 5.12, needs a longer training: see docs/ecct.md.)
+    CrossMPT N=2 d=32 with 4 heads, 5000 Adam steps of 128 words at 4-6 dB, lr 5e-3 on a cosine
+    schedule: about 5 min of one CPU thread; it measured 5.42 here (docs/ecct.md). Uncoded BPSK
+    at Eb/N0 = 5 dB has BER = Q(sqrt(2 Eb/N0)) = 0.0060, -ln(BER) 5.12; the hard decision of the
+    coded link (Es/N0 = 2 dB) only 3.27. BER over all n codeword bits on 4000 random codewords.
     """
     from genjscc.train.ecct import train_steps
 
+    steps, lr = 5000, 5e-3
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         torch.manual_seed(0)
-        model = ECCT(polar.H, ECCTConfig(num_layers=1, d_model=16, num_heads=4))
-        opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-        stats = train_steps(model, opt, sched, 800, polar.code_rate, 128, (3.0, 7.0),
+        model = ECCT(polar.H, ECCTConfig(num_layers=2, d_model=32, num_heads=4,
+                                         arch="crossmpt"))
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 50)
+        stats = train_steps(model, opt, sched, steps, polar.code_rate, 128, (4.0, 6.0),
                             torch.Generator().manual_seed(0))
-        kwargs = dict(min_errors=10**9, max_words=4000, seed=3)
-        ecct = simulate_ber(polar, ECCTDecoder(model), [5.0], **kwargs)[0]
-        hard = simulate_ber(polar, make_decoder("none", polar), [5.0], **kwargs)[0]
+        ecct = simulate_ber(polar, ECCTDecoder(model), [5.0], min_errors=10**9,
+                            max_words=4000, seed=3)[0]
     finally:
         torch.set_num_threads(threads)
     assert math.isfinite(stats["loss"])
-    gain = -math.log(ecct.ber_codeword) + math.log(hard.ber_codeword)
-    assert gain > 0.15, (ecct.ber_codeword, hard.ber_codeword)
+    uncoded_ber = 0.5 * math.erfc(math.sqrt(10 ** (5.0 / 10)))
+    assert -math.log(uncoded_ber) == pytest.approx(5.12, abs=0.01)
+    assert ecct.ber_codeword < uncoded_ber, (ecct.ber_codeword, uncoded_ber)
 
 
 def test_crossmpt_attends_only_along_h(polar):
