@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from genjscc.machine import cpu_name
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
@@ -87,16 +89,6 @@ def merge(old_text: str, new_sections: dict[str, str]) -> str:
 # ------------------------------------------------------------------------------ the machine
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def software() -> str:
     """Python, torch (with its default thread count in this environment) and numpy."""
     import numpy
@@ -147,7 +139,7 @@ def run_one(bench: Benchmark, quick: bool, sw: str) -> str | None:
     meta = [
         ("command", f"`{command}`"),
         ("date", start.strftime("%Y-%m-%d %H:%M UTC")),
-        ("machine", f"{cpu_model()}, {os.cpu_count()} cores visible, {platform.system()} "
+        ("machine", f"{cpu_name()}, {os.cpu_count()} cores visible, {platform.system()} "
                     f"{platform.release()}"),
         ("load average", f"{load_start} at start, {load()} at end (shared machine)"),
         ("software", sw),

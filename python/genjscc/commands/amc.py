@@ -151,13 +151,9 @@ def _select(args: argparse.Namespace) -> int:
 def _machine(threads: int) -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with "
+    from genjscc.machine import cpu_name
+
+    return (f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with "
             f"{threads} thread{'s' if threads != 1 else ''}, Python {platform.python_version()}")
 
 

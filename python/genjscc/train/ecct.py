@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import shlex
 import sys
 import time
@@ -37,6 +36,7 @@ from torch.nn import functional as F
 from genjscc.core.ecct.decoder import zoo_name
 from genjscc.core.ecct.model import ARCH_NAMES, ARCHS, ECCT, ECCTConfig, ECCTDecoder, save_ecct
 from genjscc.errors import GenjsccError
+from genjscc.machine import cpu_name
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 EVAL_EBNO = (4.0, 5.0, 6.0)
@@ -291,15 +291,6 @@ def _export(args: argparse.Namespace, model: ECCT, code: Any, state: dict,
           + " / ".join(f"{v:.2f}" for v in ecct), file=sys.stderr)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"CPU {platform.processor() or platform.machine()}"
-
 
 def _fmt(values: Any) -> str:
     return " / ".join(f"{v:.2f}" for v in values) if values else "n/a"
@@ -311,7 +302,7 @@ def _card(name: str, model: ECCT, code: Any, state: dict, ecct: list[float], bp:
     hist = state["history"]
     samples = sum(1 for _ in hist) * args.steps_per_epoch * args.batch
     hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                else f"{_cpu_name()}, {args.threads} thread(s)")
+                else f"{cpu_name()}, {args.threads} thread(s)")
     paper = PAPER_ECCT.get(code.name, {})
     paper_rows = "\n".join(f"| ECCT N={n} d={d} (published, 128 M samples) | {_fmt(v)} |"
                            for (n, d), v in sorted(paper.items()))

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import shlex
 import sys
 import time
@@ -53,6 +52,7 @@ from genjscc.core.jscc.model import (
     save_jscc,
 )
 from genjscc.errors import GenjsccError
+from genjscc.machine import cpu_name
 from genjscc.train.data import default_data, require_data
 
 LOSSES = ("mse", "psnr")
@@ -454,15 +454,6 @@ def _export(args, model, name, state, valid, device) -> None:
           f"{awgn[0.0]['psnr_db']:.2f} / {awgn[10.0]['psnr_db']:.2f} dB", file=sys.stderr)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"CPU {platform.processor() or platform.machine()}"
-
 
 def _arch_text(c: JSCCConfig) -> str:
     nl, inv = ("GDN", "inverse GDN") if c.nonlinearity == "gdn" else ("PReLU", "PReLU")
@@ -485,7 +476,7 @@ def _card(name, model, state, awgn, rayleigh, num_images, args, device) -> str:
     c = model.config
     recipe = state.get("args", {})
     hardware = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                else f"{_cpu_name()}, {args.threads} thread(s)")
+                else f"{cpu_name()}, {args.threads} thread(s)")
     crops = state["step"] * recipe.get("batch", args.batch)
     rows = "\n".join(
         f"| {snr:g} | {awgn[snr]['psnr_db']:.2f} | {awgn[snr]['ms_ssim']:.4f} | "
