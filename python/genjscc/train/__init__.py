@@ -8,7 +8,7 @@ data from ``--data DIR`` or ``$GENJSCC_DATA`` (text/ and images/); ``ecct`` need
 trains on the all-zero codeword over simulated noise). Run ``genjscc train TARGET --help``.
 
   genjscc train lm --data DIR --minutes 60
-  genjscc train ecct --code POLAR_N64_K32 --layers 6 --dim 32 --epochs 16
+  genjscc train ecct --code POLAR_N64_K32 --layers 6 --dim 32 --arch crossmpt --epochs 16
   genjscc train jscc --data DIR --ratio 1/12 --arch hybrid --loss psnr --steps 12000
 
 (For developers: each target is a module with ``add_arguments(parser)`` and ``run(args)``,
