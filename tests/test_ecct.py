@@ -132,7 +132,7 @@ def test_tiny_training_beats_uncoded_bpsk(polar):
     at Eb/N0 = 5 dB has BER = Q(sqrt(2 Eb/N0)) = 0.0060, -ln(BER) 5.12; the hard decision of the
     coded link (Es/N0 = 2 dB) only 3.27. BER over all n codeword bits on 4000 random codewords.
     """
-    from genjscc.train.ecct import train_steps
+    from genjscc.train.ecct import cosine_schedule, train_steps
 
     steps, lr = 5000, 5e-3
     threads = torch.get_num_threads()
@@ -142,7 +142,7 @@ def test_tiny_training_beats_uncoded_bpsk(polar):
         model = ECCT(polar.H, ECCTConfig(num_layers=2, d_model=32, num_heads=4,
                                          arch="crossmpt"))
         opt = torch.optim.Adam(model.parameters(), lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 50)
+        sched = cosine_schedule(opt, steps, 1 / 50)  # to 1e-4, as genjscc train ecct does
         stats = train_steps(model, opt, sched, steps, polar.code_rate, 128, (4.0, 6.0),
                             torch.Generator().manual_seed(0))
         ecct = simulate_ber(polar, ECCTDecoder(model), [5.0], min_errors=10**9,

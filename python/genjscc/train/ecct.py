@@ -119,6 +119,20 @@ def training_batch(n: int, code_rate: float, batch: int, ebno_range: tuple[float
     return 2.0 * y / noise_var
 
 
+def cosine_schedule(optimizer: torch.optim.Optimizer, total_steps: int,
+                    floor: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Cosine decay of every learning rate from its initial value to ``floor`` times it.
+
+    A function of the global step, so that a resume with more ``--epochs`` (a larger
+    ``total_steps``) continues on the longer schedule instead of restarting it.
+    """
+    def factor(step: int) -> float:
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps)
+                                                         / max(total_steps, 1)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def train_steps(model: ECCT, optimizer: torch.optim.Optimizer, scheduler: Any, steps: int,
                 code_rate: float, batch: int, ebno_range: tuple[float, float],
                 gen: torch.Generator, bar: Any = None) -> dict[str, float]:
@@ -175,12 +189,7 @@ def run(args: argparse.Namespace) -> int:
     model = ECCT(code.H, config).to(device)
     total = args.epochs * args.steps_per_epoch
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    floor = args.lr_min / args.lr
-    # Cosine over the whole run, as a function of the global step, so that a resume with more
-    # --epochs continues on the longer schedule instead of restarting it.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: floor + (1 - floor) * 0.5
-                                                  * (1 + math.cos(math.pi * min(s, total)
-                                                                  / max(total, 1))))
+    scheduler = cosine_schedule(optimizer, total, args.lr_min / args.lr)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     state = {"epoch": 0, "elapsed_s": 0.0, "command": _command(), "history": []}
     if args.resume or args.export:
@@ -289,7 +298,6 @@ def _export(args: argparse.Namespace, model: ECCT, code: Any, state: dict,
         manifest.write_text(text + ("" if text.endswith("\n") else "\n") + block)
     print(f"wrote {weights} and {card}; -ln(BER) 4/5/6 dB: "
           + " / ".join(f"{v:.2f}" for v in ecct), file=sys.stderr)
-
 
 
 def _fmt(values: Any) -> str:

@@ -454,7 +454,6 @@ def _export(args, model, name, state, valid, device) -> None:
           f"{awgn[0.0]['psnr_db']:.2f} / {awgn[10.0]['psnr_db']:.2f} dB", file=sys.stderr)
 
 
-
 def _arch_text(c: JSCCConfig) -> str:
     nl, inv = ("GDN", "inverse GDN") if c.nonlinearity == "gdn" else ("PReLU", "PReLU")
     enc = (f"3 x (conv 5x5 stride 2 + {nl} + SNR attention), conv 3x3 + {nl} + attention, "
