@@ -9,14 +9,14 @@ its own process running a closed loop (send, wait for the reply, send again) for
 
 * ``ecct``: ECCT decoding of one Polar(64,32) codeword (zoo model ecct-polar_n64_k32);
 * ``bp``: sum-product BP (20 iterations) of one LDPC(49,24) codeword, for comparison;
-* ``lm``: one LM-probability step of a one-row session of lm-small (the model and path
-  ``genjscc compress --backend`` uses; each client holds its own session).
+* ``lm``: one LM-probability step of a one-row session of lm-small in row blocks of 32 (the
+  model and path ``genjscc compress --backend`` uses for a one-chunk message; each client
+  holds its own session).
 
-LM steps are never merged across sessions: a GEMM row's floats depend on the batch shape and LM
-coding needs bit-identical probabilities (genjscc.core.source.lm), so the server only packs
-queued steps into one worker message and runs them one by one. Latency is measured at the
-client (send to reply). "lost" counts requests without a reply (timeouts) or with an error
-reply; the target is zero.
+LM steps of several sessions are merged into one model call only where the worker has
+measured that this leaves every float unchanged (``SmallByteCoderModel.merges_exactly``: LM
+coding needs bit-identical probabilities). Latency is measured at the client (send to reply).
+"lost" counts requests without a reply (timeouts) or with an error reply; the target is zero.
 """
 
 from __future__ import annotations
@@ -87,8 +87,9 @@ def client_loop(job: tuple) -> dict:
     latencies: list[float] = []
     lost = 0
     if op == "lm":
-        sid = client.request("lm_start", "lm-small", params={"rows": 1, "threads": 1}
-                             ).result["session"]
+        info = next(m for m in client.models() if m["name"] == "lm-small")["info"]
+        sid = client.request("lm_start", "lm-small", params={
+            "rows": 1, "threads": 1, "row_block": info["row_block"]}).result["session"]
         step = 0
     words = [(2.0 * (1.0 + 0.7 * rng.standard_normal((1, 64 if op == "ecct" else 49)))
               / 0.49).astype(np.float32) for _ in range(16)]
@@ -249,12 +250,24 @@ def main(argv: list[str] | None = None) -> None:
     emit(args, report(rows, args, alone))
 
 
+def _bound(rows: list[dict], op: str, merged_ms: float) -> str:
+    """Requests/s one worker thread could give if the merged model call were all it did,
+    against the measured unbatched rate at the largest client count."""
+    off = [r for r in rows if r["op"] == op and r["batching"] == "off"]
+    if not off:
+        return "n/a"
+    rate = max(off, key=lambda r: r["clients"])["rate"]
+    return f"{1e3 / merged_ms:,.0f} / {rate:,.0f} = {1e3 / merged_ms / rate:.1f}x"
+
+
 def _ceiling(alone: dict[str, tuple[float, float]], op: str) -> str:
     return f"{alone[op][0] / alone[op][1]:.1f}x" if op in alone else "n/a"
 
 
 def report(rows: list[dict], args: argparse.Namespace,
            alone: dict[str, tuple[float, float]]) -> str:
+    from genjscc.core.source.small import ROW_BLOCK
+
     table_rows = [[r["op"], r["batching"], r["clients"], f"{r['rate']:,.0f}", f"{r['p50']:.2f}",
                    f"{r['p99']:.2f}", f"{r['batch']:.1f}", r["lost"],
                    f"{r.get('server_cpu_us', math.nan):.0f}",
@@ -290,7 +303,9 @@ def report(rows: list[dict], args: argparse.Namespace,
         f"One worker process, one torch thread, CPU; each client a process in a closed loop for "
         f"{args.seconds:g} s. Batching on: `--max-batch 32 --max-delay-ms 2`; off: "
         "`--max-batch 1`. One request = one Polar(64,32) codeword (ecct), one LDPC(49,24) "
-        "codeword with BP-20 (bp), or one LM step of a one-row lm-small session (lm). "
+        "codeword with BP-20 (bp), or one LM step of a one-row lm-small session in row "
+        f"blocks of {ROW_BLOCK} (lm, as `genjscc compress --backend` codes a one-chunk "
+        "message). "
         "Latency at the client; batch = mean requests per model call at the server; CPU = "
         "user + system CPU time per request of the server (broker and worker processes) and "
         "of all clients together, which share the machine's cores with it.",
@@ -302,18 +317,21 @@ def report(rows: list[dict], args: argparse.Namespace,
         + "\n".join(cpu_lines),
         "The model call alone, in the benchmark's process on one thread before the servers "
         "run (median of 100 calls), bounds what merging can give: per request, one request per "
-        "call against 32 merged into one call (for lm: a 32-row step, which the server does not "
-        "do):",
-        table(["op", "ms per request, alone", "ms per request, 32 merged", "ceiling"],
-              [[op, f"{a:.3f}", f"{b:.3f}", f"{a / b:.1f}x"] for op, (a, b) in alone.items()]),
+        "call against 32 merged into one call (for lm: 32 one-row sessions in one step). One "
+        "worker thread cannot serve more than 1000 / (ms per request, 32 merged) requests/s; "
+        "the last column compares that bound with the measured rate without batching at the "
+        "largest client count:",
+        table(["op", "ms per request, alone", "ms per request, 32 merged", "ceiling",
+               "one thread's bound / unbatched rate"],
+              [[op, f"{a:.3f}", f"{b:.3f}", f"{a / b:.1f}x", _bound(rows, op, b)]
+               for op, (a, b) in alone.items()]),
         f"The ECCT forward pass on one CPU thread is compute-bound: merging 32 codewords gave "
         f"a ceiling of {_ceiling(alone, 'ecct')} in this run, so server batching cannot "
         "reach 5x for ECCT on this CPU; BP "
         f"({_ceiling(alone, 'bp')}) gains more, and the server adds its per-request overhead "
-        "to both, which batching shares. LM steps are never merged across sessions (a GEMM "
-        "row's floats depend on the batch shape and LM coding needs bit-identical "
-        "probabilities): batching only packs queued steps into one worker message, which "
-        "saves broker and worker round trips. With one client batching costs nothing: "
+        "to both, which batching shares. LM steps of one-row sessions merge (the worker "
+        "checked, for each row count, that a step's floats do not depend on it). With one "
+        "client batching costs nothing: "
         "the broker sends a request on at once while every worker is idle and merges only "
         "what queues while they are busy (--max-delay-ms holds an idle worker only beside "
         "busy ones). The machine is shared: the load average above says how much the other "

@@ -45,7 +45,7 @@ class ReplayModel:
     def __init__(self, model) -> None:
         self.model = model
         for name in ("model_id", "weights_sha256", "vocab_size", "bos_id", "max_symbols",
-                     "default_batch", "device", "tokenize", "detokenize"):
+                     "default_batch", "device", "row_block", "tokenize", "detokenize"):
             setattr(self, name, getattr(model, name))
         self.cache: dict = {}
 
@@ -103,6 +103,22 @@ def test_pack_rejects_inconsistent_headers() -> None:
 def test_not_a_container(data: bytes, match: str) -> None:
     with pytest.raises(ContainerError, match=match):
         parse_container(data)
+
+
+def test_row_block_round_trips_in_the_flags_byte(blob: bytes) -> None:
+    payloads = [b"\x01\x02\x03\x04", b"", b"\x05"]
+    for row_block in (1, 2, 32, 1 << 15):
+        packed = pack_container(header(row_block=row_block), payloads, [4, 4, 2], [1, 2, 3])
+        assert packed[33] == row_block.bit_length() - 1  # log2 in the flags byte
+        assert parse_container(packed).header.row_block == row_block
+    with pytest.raises(ValueError, match="row_block"):
+        pack_container(header(row_block=3), payloads, [4, 4, 2], [1, 2, 3])
+    raw = bytearray(blob)
+    raw[33] |= 0x10  # a flag this genjscc does not know
+    length = struct.unpack_from("<H", raw, 10)[0]
+    raw[length - 4:length] = struct.pack("<I", crc32(bytes(raw[:length - 4])))
+    with pytest.raises(ContainerError, match="unknown flags 0x15"):
+        parse_container(bytes(raw))
 
 
 def test_unsupported_version_is_named(blob: bytes) -> None:

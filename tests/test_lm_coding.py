@@ -27,6 +27,7 @@ from genjscc.core.source import (
 from genjscc.core.source.coding import decode_chunks, encode_chunks
 from genjscc.core.source.small import SmallByteCoderModel, SmallByteLM, SmallLMConfig
 
+DATA_DIR = Path(__file__).resolve().parent / "data"
 ENGLISH = (b"The decoder must see exactly the probabilities the encoder saw, or the range "
            b"coder produces garbage after the first disagreement. ") * 4
 INVALID_UTF8 = b"ok \xff\xfe caf\xc3 \xed\xa0\x80 \xc3\xa9t\xc3\xa9 \x80\x80 end"
@@ -121,6 +122,47 @@ def test_encode_batch_does_not_matter_for_decoding(small) -> None:
     assert rows == [1, 3, 8, len(data) // 100 + 1]
     for blob in blobs:
         assert decompress(blob, small).data == data
+
+
+def test_row_blocks_are_stored_and_decoded_either_way(small) -> None:
+    """New containers say their row block (32); a container coded without row blocks (made
+    by genjscc before them, kept in tests/data) still decodes exactly."""
+    blob = compress(ENGLISH, small, chunk_size=100, batch=3)
+    assert small.row_block == 32 and parse_container(blob).header.row_block == 32
+    unblocked = compress(ENGLISH, small.with_row_block(1), chunk_size=100, batch=3)
+    assert parse_container(unblocked).header.row_block == 1
+    for container in (blob, unblocked):
+        assert decompress(container, small).data == ENGLISH
+    old = DATA_DIR / "lm-small-rows3-unblocked.gjz"
+    header = parse_container(old.read_bytes()).header
+    assert (header.row_block, header.rows) == (1, 3)
+    result = decompress(old.read_bytes(), small)
+    assert result.ok and result.data == (DATA_DIR / "lm-small-rows3-unblocked.txt").read_bytes()
+
+
+def test_merged_steps_equal_steps_alone_where_proven(small) -> None:
+    """step_merged gives every session the floats of its own step for the row counts
+    merges_exactly accepts; without row blocks nothing is merged."""
+    sizes = [1, 2, 5, 32, 1, 40]
+    gen = torch.Generator().manual_seed(7)
+    with coding_threads(1):
+        exact = [small.merges_exactly(r) for r in sizes]
+        assert not any(small.with_row_block(1).merges_exactly(r) for r in sizes)
+        assert not small.merges_exactly(0) and not small.merges_exactly(257)
+        states = [small.start_state(r) for r in sizes]
+        for _ in range(6):
+            tokens = [torch.randint(0, 256, (r,), generator=gen) for r in sizes]
+            merged = small.step_merged(states, tokens)
+            alone = [small.step(s, t) for s, t in zip(states, tokens, strict=True)]
+            for k, ((s_m, p_m), (s_a, p_a)) in enumerate(zip(merged, alone, strict=True)):
+                assert p_m.shape == (sizes[k], 256) and s_m.shape == s_a.shape
+                if exact[k]:
+                    assert torch.equal(p_m, p_a) and torch.equal(s_m, s_a), sizes[k]
+                else:  # not proven: the server runs it alone; merged it is still close
+                    assert torch.allclose(p_m, p_a, atol=1e-3)
+            states = [s for s, _ in alone]
+        with pytest.raises(ValueError, match="merged step"):
+            small.step_merged(states[:1] * 300, [torch.zeros(1, dtype=torch.int64)] * 300)
 
 
 def test_chunks_are_independent_of_their_neighbours(small) -> None:

@@ -148,6 +148,51 @@ def test_lm_probabilities_are_bit_identical(client, rows, threads):
             tokens = torch.from_numpy(rng.integers(0, 256, rows))
 
 
+def test_lm_steps_of_many_sessions_merge_and_stay_bit_identical(server):
+    """Eight sessions step at once through two workers: a worker merges the steps queued
+    together where lm-small proves the floats unchanged, and every session's probabilities
+    equal the local model stepping that session alone."""
+    local = load_model("small")
+    sizes = [1, 1, 5, 32, 1, 3, 48, 1]
+    barrier = threading.Barrier(len(sizes))
+    merged_counts: list[list[int]] = [[] for _ in sizes]
+    errors: list[str] = []
+
+    def session(k: int, rows: int) -> None:
+        rng = np.random.default_rng(k)
+        with Client(server.endpoint, timeout_s=30.0) as c:
+            sid = c.request("lm_start", "lm-small", params={
+                "rows": rows, "threads": 1, "row_block": local.row_block}).result["session"]
+            with coding_threads(1), torch.inference_mode():
+                state = local.start_state(rows)
+                tokens = np.full(rows, local.bos_id, dtype="<i8")
+                barrier.wait()
+                for t in range(30):
+                    reply = c.request("lm_step", "lm-small", [tokens], {"session": sid, "t": t})
+                    state, probs = local.step(state, torch.from_numpy(tokens))
+                    if not np.array_equal(reply.arrays[0], probs.numpy()):
+                        errors.append(f"session {k} ({rows} rows) differs at step {t}")
+                        return
+                    merged_counts[k].append(reply.result["merged"])
+                    tokens = rng.integers(0, 256, rows).astype("<i8")
+            c.request("lm_end", "lm-small", params={"session": sid})
+
+    threads = [threading.Thread(target=session, args=(k, r)) for k, r in enumerate(sizes)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=300)
+    assert not errors, errors
+    assert all(len(m) == 30 for m in merged_counts)
+    with coding_threads(1):
+        exact = [local.merges_exactly(r) for r in sizes]
+    for k, counts in enumerate(merged_counts):
+        if not exact[k]:  # rows this machine cannot merge exactly always run alone
+            assert set(counts) == {1}, (sizes[k], counts)
+    if exact.count(True) >= 2:  # two workers, eight sessions: some land together
+        assert max(max(c) for k, c in enumerate(merged_counts) if exact[k]) > 1
+
+
 def test_compress_through_the_server_is_the_local_container(client):
     local, remote = load_model("small"), client.lm("small")
     blob = compress(TEXT, local, chunk_size=700, batch=3)
@@ -172,6 +217,16 @@ def test_lm_session_errors(client):
         client.request("lm_step", "lm-small", [tokens.numpy()], {"session": "nope", "t": 0})
     with pytest.raises(InvalidInput, match="rows"):
         client.request("lm_start", "lm-small", params={"rows": 0})
+    with pytest.raises(InvalidInput, match="row_block"):
+        client.request("lm_start", "lm-small", params={"rows": 2, "row_block": 3})
+
+
+def test_container_without_row_blocks_decodes_through_the_server(client):
+    remote = client.lm("small")
+    assert (remote.row_block, remote.with_row_block(1).row_block) == (32, 1)
+    old = ROOT / "tests" / "data" / "lm-small-rows3-unblocked.gjz"
+    result = decompress(old.read_bytes(), remote)
+    assert result.ok and result.data == old.with_suffix(".txt").read_bytes()
 
 
 def test_weights_mismatch_is_refused(client):

@@ -559,8 +559,9 @@ class RemoteLMState(NamedTuple):
 class RemoteNextSymbolModel:
     """A :class:`~genjscc.core.source.lm.NextSymbolModel` whose ``step`` runs on the server.
 
-    The server steps the same model code with the same row count (the coder's ``rows``) and
-    thread count (``torch.get_num_threads()`` at ``start_state``, which the coder pins), so the
+    The server steps the same model code with the same row count (the coder's ``rows``),
+    row block (``row_block``, see SmallByteCoderModel) and thread count
+    (``torch.get_num_threads()`` at ``start_state``, which the coder pins), so the
     probabilities are bit-identical to local ones on the same device type. ``device`` is the
     CPU (where the coder's tensors live); ``compute_device`` is the server's device kind,
     which containers record.
@@ -581,6 +582,21 @@ class RemoteNextSymbolModel:
         self.compute_device = str(desc.get("device", "cpu"))
         self.torch_version = str(info.get("torch_version") or torch.__version__)
         self.byte_tokenizer = info.get("tokenizer") == "bytes"
+        self.row_blocks = tuple(int(b) for b in info.get("row_blocks") or (1,))
+        self.row_block = int(info.get("row_block", 1))
+        self._desc = desc
+
+    def with_row_block(self, row_block: int) -> RemoteNextSymbolModel:
+        """The same remote model stepping in blocks of ``row_block`` rows."""
+        if row_block == self.row_block:
+            return self
+        if row_block not in self.row_blocks:
+            raise GenjsccError(f"the server's {self.server_model!r} cannot step in blocks of "
+                               f"{row_block} rows (it can: {list(self.row_blocks)}); a newer "
+                               "genjscc serve can")
+        other = RemoteNextSymbolModel(self.client, self._desc)
+        other.row_block = row_block
+        return other
 
     def _request(self, op: str, arrays: Sequence[Any] = (), params: dict | None = None) -> Reply:
         return self.client.request(op, self.server_model, arrays, params,
@@ -589,8 +605,10 @@ class RemoteNextSymbolModel:
     def start_state(self, batch: int) -> RemoteLMState:
         import torch
 
-        reply = self._request("lm_start", params={"rows": int(batch),
-                                                  "threads": torch.get_num_threads()})
+        params = {"rows": int(batch), "threads": torch.get_num_threads()}
+        if self.row_block != 1:
+            params["row_block"] = self.row_block
+        reply = self._request("lm_start", params=params)
         sid = reply.result.get("session")
         if not isinstance(sid, str):
             raise ServerError("internal", "lm_start reply without a session id")

@@ -69,12 +69,17 @@ class Op:
         check: per-request validation ``check(arrays, params)`` run before merging, so one
             bad request fails alone (raise ValueError).
         session: ``"start"``, ``"use"`` or ``"end"`` for ops on per-client state.
+        call_many: for session ops, ``call_many([(arrays, params), ...])`` runs requests that
+            were queued together (several sessions' LM steps) and returns, per request,
+            ``(arrays, result)`` or the exception that request raised; the op decides what
+            it can merge.
     """
 
     call: OpCall
     merge: bool = False
     check: Callable[[Arrays, dict[str, Any]], None] | None = None
     session: str | None = None
+    call_many: Callable[[list[tuple[Arrays, dict[str, Any]]]], list[Any]] | None = None
 
 
 @dataclass
@@ -338,23 +343,47 @@ class _Session:
     state: Any
     rows: int
     threads: int
+    model: Any  # the model stepping in the session's row blocks
     steps: int = 0
     last_probs: np.ndarray | None = None
     last_used: float = field(default_factory=time.monotonic)
+
+
+def _row_groups(steps: list[tuple[int, Any, int]], max_rows: int,
+                exact: Callable[[int], bool]) -> list[list]:
+    """Consecutive groups of ``(index, session, t)``, each of at most ``max_rows`` rows in
+    all and with an ``exact`` total."""
+    groups: list[list] = []
+    rows = 0
+    for item in steps:
+        total = rows + item[1].rows
+        if groups and total <= max_rows and exact(total):
+            groups[-1].append(item)
+            rows = total
+        else:
+            groups.append([item])
+            rows = item[1].rows
+    return groups
 
 
 def load_lm(spec: str, device: str) -> Servable:
     """A next-symbol model (:class:`~genjscc.core.source.lm.NextSymbolModel`) with per-session
     state, stepped exactly as the local coder steps it.
 
-    Ops (all on one worker per session, never merged with other sessions: a GEMM row's floats
-    depend on the batch shape, and LM coding needs bit-identical probabilities):
+    Ops (all on one worker per session). LM coding needs bit-identical probabilities, and a
+    GEMM row's floats can depend on the number of rows, so steps of several sessions queued
+    together are merged into one model call only for models that can prove it changes nothing:
+    lm-small's :meth:`~genjscc.core.source.small.SmallByteCoderModel.merges_exactly` measures,
+    per row count and thread count, that a session's rows get the same floats alone and inside
+    a merged call; every other step runs alone.
 
-    * ``lm_start`` params ``rows``, ``threads``, ``session`` -> ``start_state(rows)``;
+    * ``lm_start`` params ``rows``, ``threads``, ``row_block`` (default 1; ``info`` lists
+      the ones the model takes) and ``session`` -> ``start_state(rows)``;
     * ``lm_step`` params ``session``, ``t`` (steps done so far) and tokens ``<i8 [rows]`` ->
       probabilities ``<f4 [rows, vocab]``, computed with ``torch.set_num_threads(threads)``
-      under ``inference_mode`` by the model's own ``step``. A repeated ``t`` (a client retry)
-      returns the same probabilities again without stepping;
+      under ``inference_mode`` by the model's own ``step``; the result's ``merged`` says how
+      many sessions shared the model call. A repeated ``t`` (a client retry) returns the same
+      probabilities again without stepping;
     * ``lm_end`` params ``session``;
     * ``lm_tokenize`` bytes ``|u1 [L]`` -> symbols ``<i8 [S]``; ``lm_detokenize`` back.
     """
@@ -362,10 +391,14 @@ def load_lm(spec: str, device: str) -> Servable:
 
     from genjscc.core.source.codec import SMALL_ALIAS, load_model
     from genjscc.core.source.lm import coding_threads
-    from genjscc.core.source.small import SmallByteCoderModel
+    from genjscc.core.source.small import MERGE_MAX_ROWS, ROW_BLOCKS, SmallByteCoderModel
 
     _torch_device(device)
     model = load_model(SMALL_ALIAS.get(spec, spec), device)
+    mergeable = isinstance(model, SmallByteCoderModel)
+    model_block = getattr(model, "row_block", 1)
+    row_blocks = ROW_BLOCKS if mergeable else (1,)
+    views = {model_block: model}
     sessions: dict[str, _Session] = {}
 
     def session_of(params: dict[str, Any]) -> tuple[str, _Session]:
@@ -381,21 +414,30 @@ def load_lm(spec: str, device: str) -> Servable:
 
     def start(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
         rows, threads, sid = params.get("rows"), params.get("threads", 1), params.get("session")
+        row_block = params.get("row_block", 1)
         if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= LM_MAX_ROWS:
             raise ValueError(f"rows must be an integer in [1, {LM_MAX_ROWS}], got {rows!r}")
         if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
             raise ValueError(f"threads must be an integer in [1, 256], got {threads!r}")
+        if isinstance(row_block, bool) or row_block not in row_blocks:
+            raise ValueError(f"row_block must be one of {list(row_blocks)} for this model, "
+                             f"got {row_block!r}")
         if not isinstance(sid, str) or not sid:
             raise ValueError("lm_start needs a session id (the broker assigns it)")
         expire(time.monotonic())
         if len(sessions) >= LM_MAX_SESSIONS:
             raise ValueError(f"this worker holds {LM_MAX_SESSIONS} LM sessions already; close "
                              "some (they expire after 10 idle minutes)")
+        if row_block not in views:  # one model per row block: merge checks are per model
+            views[row_block] = model.with_row_block(row_block)
+        blocked = views[row_block]
         with coding_threads(threads), torch.inference_mode():
-            sessions[sid] = _Session(model.start_state(rows), rows, threads)
+            sessions[sid] = _Session(blocked.start_state(rows), rows, threads, blocked)
         return [], {"session": sid}
 
-    def step(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
+    def due(arrays: Arrays, params: dict[str, Any]) -> tuple[_Session, int, Arrays | None]:
+        """Validate one lm_step: its session, its ``t`` and, for a retry of the step done
+        last, the probabilities to send again (else None: the step is to be done)."""
         _sid, s = session_of(params)
         t = params.get("t")
         if isinstance(t, bool) or not isinstance(t, int):
@@ -405,16 +447,65 @@ def load_lm(spec: str, device: str) -> Servable:
                              "session's rows)")
         s.last_used = time.monotonic()
         if t == s.steps - 1 and s.last_probs is not None:
-            return [s.last_probs], {"t": t}  # a retry of a step already done
+            return s, t, [s.last_probs]  # a retry of a step already done
         if t != s.steps:
             raise OpError("out_of_order", f"step t={t} arrived but the session has done "
                           f"{s.steps} steps")
-        tokens = torch.from_numpy(arrays[0].astype(np.int64)).to(model.device)
-        with coding_threads(s.threads), torch.inference_mode():
-            s.state, probs = model.step(s.state, tokens)
+        return s, t, None
+
+    def advance(s: _Session, state: Any, probs: torch.Tensor) -> Arrays:
+        s.state = state
         s.last_probs = probs.detach().to("cpu", torch.float32).contiguous().numpy()
         s.steps += 1
-        return [s.last_probs], {"t": t}
+        return [s.last_probs]
+
+    def tokens_of(arrays: Arrays) -> torch.Tensor:
+        return torch.from_numpy(arrays[0].astype(np.int64)).to(model.device)
+
+    def step(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
+        s, t, again = due(arrays, params)
+        if again is not None:
+            return again, {"t": t}
+        with coding_threads(s.threads), torch.inference_mode():
+            state, probs = s.model.step(s.state, tokens_of(arrays))
+        return advance(s, state, probs), {"t": t, "merged": 1}
+
+    def step_many(calls: list[tuple[Arrays, dict[str, Any]]]) -> list[Any]:
+        """Several sessions' steps queued together: merged into one model call where
+        ``model.merges_exactly`` proves the floats unchanged, one by one otherwise."""
+        results: list[Any] = [None] * len(calls)
+        todo: dict[tuple, list[tuple[int, _Session, int]]] = {}  # (threads, model) -> steps
+        seen: set[int] = set()
+        for i, (arrays, params) in enumerate(calls):
+            try:
+                s, t, again = due(arrays, params)
+            except Exception as error:  # sent back as this request's error
+                results[i] = error
+                continue
+            if again is not None:
+                results[i] = (again, {"t": t})
+            elif id(s) in seen:  # the same session twice (a retry): after the others
+                continue
+            else:
+                seen.add(id(s))
+                todo.setdefault((s.threads, id(s.model)), []).append((i, s, t))
+        for steps in todo.values():
+            blocked = steps[0][1].model
+            with coding_threads(steps[0][1].threads), torch.inference_mode():
+                merged = [x for x in steps if blocked.merges_exactly(x[1].rows)]
+                for group in _row_groups(merged, MERGE_MAX_ROWS, blocked.merges_exactly):
+                    if len(group) > 1:
+                        outs = blocked.step_merged([s.state for _, s, _ in group],
+                                                 [tokens_of(calls[i][0]) for i, _, _ in group])
+                        for (i, s, t), (state, probs) in zip(group, outs, strict=True):
+                            results[i] = (advance(s, state, probs), {"t": t, "merged": len(group)})
+        for i, call in enumerate(calls):  # the rest, in their order
+            if results[i] is None:
+                try:
+                    results[i] = step(*call)
+                except Exception as error:
+                    results[i] = error
+        return results
 
     def end(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
         sessions.pop(params.get("session"), None)
@@ -435,10 +526,11 @@ def load_lm(spec: str, device: str) -> Servable:
     info = {"model_id": model.model_id, "vocab_size": int(model.vocab_size),
             "bos_id": int(model.bos_id), "max_symbols": int(model.max_symbols),
             "default_batch": int(model.default_batch), "tokenizer": tokenizer,
+            "row_block": model_block, "row_blocks": list(row_blocks),
             "torch_version": torch.__version__}
     return Servable(spec, "lm", model.weights_sha256, torch.device(model.device).type, info, {
         "lm_start": Op(start, session="start"),
-        "lm_step": Op(step, session="use"),
+        "lm_step": Op(step, session="use", call_many=step_many if mergeable else None),
         "lm_end": Op(end, session="end"),
         "lm_tokenize": Op(tokenize),
         "lm_detokenize": Op(detokenize),

@@ -12,8 +12,9 @@
   params and array layouts wait in one queue; the queue is sent to a free worker as one task
   when it holds ``max_batch`` requests or its oldest request has waited ``max_delay_ms``
   (``max_batch=1``: no batching). The worker concatenates them along axis 0 and runs the model
-  once. Ops that cannot be merged (LM steps: see :mod:`genjscc.serve.registry`) are sent at
-  once, several to a task when several are queued.
+  once. Session ops (LM steps) are sent to the session's worker at once, several to a task
+  when several are queued; the worker merges the LM steps it may (see
+  :mod:`genjscc.serve.registry`).
 * **Workers**: ``workers`` local processes are started and restarted if they die; more can
   connect from other hosts (``genjscc serve --worker --connect tcp://HOST:5556``). Each holds
   one task at a time; a worker silent for :data:`WORKER_TIMEOUT_S` is dropped and its

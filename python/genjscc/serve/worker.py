@@ -182,7 +182,7 @@ class Worker:
         if msg.get("merge") and len(requests) > 1:
             replies = self._merged(requests)
         else:
-            replies = [self._one(req_frames) for _, req_frames in requests]
+            replies = self._pinned(requests)
         out_items, out_frames = [], []
         for (tag, _), reply in zip(requests, replies, strict=True):
             out_items.append({"tag": tag, "frames": len(reply)})
@@ -216,6 +216,49 @@ class Worker:
             return P.reply_ok(header["id"], result, out)
         except Exception as error:  # every failure becomes an error reply
             return _error_reply(request_id, error)
+
+    def _pinned(self, requests: list) -> list[list]:
+        """Requests sent together but not merged by the broker (session ops), in their order;
+        consecutive ones of an op with ``call_many`` (LM steps of several sessions) go to it
+        together, so the op can merge what it may."""
+        replies: list[list | None] = [None] * len(requests)
+        run: list[tuple[int, dict, list[np.ndarray]]] = []
+        run_op = None
+
+        def flush() -> None:
+            if len(run) == 1:
+                replies[run[0][0]] = self._one(requests[run[0][0]][1])
+            elif run:
+                try:
+                    outcomes = run_op.call_many([(arrays, header.get("params") or {})
+                                                 for _, header, arrays in run])
+                except Exception:  # a bug in call_many: fall back, one by one
+                    traceback.print_exc(file=sys.stderr)
+                    outcomes = [None] * len(run)
+                for (i, header, _), outcome in zip(run, outcomes, strict=True):
+                    if outcome is None:
+                        replies[i] = self._one(requests[i][1])
+                    elif isinstance(outcome, Exception):
+                        replies[i] = _error_reply(header["id"], outcome)
+                    else:
+                        replies[i] = P.reply_ok(header["id"], outcome[1], outcome[0])
+            run.clear()
+
+        for i, (_, frames) in enumerate(requests):
+            try:
+                header, arrays, _, op = self._parse(frames)
+            except Exception:  # _one sends the error reply
+                header = op = None
+            if op is None or op.call_many is None or (run and op is not run_op):
+                flush()
+            if op is None or op.call_many is None:
+                replies[i] = self._one(frames)
+            else:
+                run_op = op
+                run.append((i, header, arrays))
+        flush()
+        return [r if r is not None else P.reply_error(None, "internal", "no reply")
+                for r in replies]
 
     def _merged(self, requests: list) -> list[list]:
         """Concatenate compatible requests along axis 0, call once, split the outputs."""

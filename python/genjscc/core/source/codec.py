@@ -174,7 +174,8 @@ def compress(data: bytes, model: NextSymbolModel, chunk_size: int = DEFAULT_CHUN
         n_chunks=chunk_count(len(data), chunk_size), rows=rows, threads=threads,
         precision=PRECISION, device=_compute_kind(model), model_id=model.model_id,
         model_sha256=model.weights_sha256,
-        torch_version=getattr(model, "torch_version", None) or torch.__version__)
+        torch_version=getattr(model, "torch_version", None) or torch.__version__,
+        row_block=getattr(model, "row_block", 1))
     n_symbols = [len(s) for s in symbols]
     for index, piece in enumerate(pieces):
         if len(payloads[index]) >= len(piece):  # coding does not pay: store the bytes
@@ -212,6 +213,7 @@ def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = Fals
     if header.precision != PRECISION:
         raise ContainerError(f"container uses {header.precision}-bit probabilities; this "
                              f"genjscc codes with {PRECISION}")
+    model = _with_row_block(model, header.row_block)
     problems = dict(parsed.problems)
     stored = [e is not None and is_stored(e) for e in parsed.entries]
     n_symbols = [e.n_symbols if e is not None else 0 for e in parsed.entries]
@@ -235,6 +237,16 @@ def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = Fals
     warnings = [f"{parsed.trailing_bytes} unexpected bytes after the last chunk"
                 ] if parsed.trailing_bytes else []
     return DecompressResult(b"".join(parts), problems, header.n_chunks, header, warnings)
+
+
+def _with_row_block(model: NextSymbolModel, row_block: int) -> NextSymbolModel:
+    """``model`` stepping in the container's row blocks (see SmallByteCoderModel)."""
+    if getattr(model, "row_block", 1) == row_block:
+        return model
+    if not hasattr(model, "with_row_block"):
+        raise ContainerError(f"this container was coded in blocks of {row_block} rows, which "
+                             f"{model.model_id!r} here cannot step in")
+    return model.with_row_block(row_block)
 
 
 def _compute_kind(model: NextSymbolModel) -> str:

@@ -38,6 +38,8 @@ VERSION = 2  # 2: 16-byte entries, stored chunks
 READ_VERSIONS = (1, 2)
 DEVICE_CODES = {"cpu": 0, "cuda": 1}
 ENTRY_SIZE = 16
+ROW_BLOCK_MASK = 0x0F  # flags bits holding log2 of the row block; the others must be 0
+ROW_BLOCKS = tuple(1 << k for k in range(16))
 ENTRY_SIZE_V1 = 32
 MAX_CHUNK_SIZE = 1 << 24
 # magic, version, header length, original length, chunk size, chunk count, rows, threads,
@@ -67,6 +69,10 @@ class ContainerHeader:
         model_id: model identifier (``lm-small``, ``smollm2-135m``, ``hf:NAME``, ...).
         model_sha256: hex sha256 of the model's weights.
         torch_version: torch version that computed the probabilities.
+        row_block: every model call's row count was padded to a multiple of this (a power of
+            two up to 2**15; 1 = no padding). Stored as its log2 in the low 4 bits of the
+            header's flags byte, so a reader older than row blocks refuses such a container
+            ("unknown flags") instead of decoding it wrong.
     """
 
     original_length: int
@@ -79,6 +85,7 @@ class ContainerHeader:
     model_id: str
     model_sha256: str
     torch_version: str
+    row_block: int = 1
 
     def chunk_length(self, index: int) -> int:
         """Original bytes of chunk ``index`` (all ``chunk_size`` except maybe the last)."""
@@ -133,6 +140,8 @@ def _validate_header(h: ContainerHeader) -> None:
         raise ValueError("rows must be in [1, 65535] and threads in [1, 255]")
     if h.device not in DEVICE_CODES:
         raise ValueError(f"device must be one of {sorted(DEVICE_CODES)}")
+    if h.row_block not in ROW_BLOCKS:
+        raise ValueError(f"row_block must be a power of two in [1, {ROW_BLOCKS[-1]}]")
     if len(bytes.fromhex(h.model_sha256)) != 32:
         raise ValueError("model_sha256 must be 64 hex digits")
 
@@ -150,7 +159,8 @@ def pack_container(header: ContainerHeader, payloads: list[bytes], n_symbols: li
     header_length = _FIXED.size + 1 + len(model_id) + 1 + len(torch_version) + 4
     head = _FIXED.pack(MAGIC, VERSION, header_length, header.original_length, header.chunk_size,
                        header.n_chunks, header.rows, header.threads, header.precision,
-                       DEVICE_CODES[header.device], 0, bytes.fromhex(header.model_sha256))
+                       DEVICE_CODES[header.device], ROW_BLOCKS.index(header.row_block),
+                       bytes.fromhex(header.model_sha256))
     head += bytes([len(model_id)]) + model_id + bytes([len(torch_version)]) + torch_version
     head += struct.pack("<I", crc32(head))
     table = bytearray()
@@ -192,17 +202,18 @@ def parse_header(data: bytes) -> tuple[ContainerHeader, int]:
     if pos + 1 + version_length != header_length - 4:
         raise ContainerError("container header is corrupt (inconsistent field lengths)")
     devices = {code: name for name, code in DEVICE_CODES.items()}
+    if flags & ~ROW_BLOCK_MASK:
+        raise ContainerError(f"container uses unknown flags {flags:#x}; upgrade genjscc")
     try:
         header = ContainerHeader(
             original_length=original_length, chunk_size=chunk_size, n_chunks=n_chunks,
             rows=rows, threads=threads, precision=precision, device=devices[device_code],
             model_id=model_id.decode("utf-8"), model_sha256=sha.hex(),
-            torch_version=torch_version.decode("ascii"))
+            torch_version=torch_version.decode("ascii"),
+            row_block=ROW_BLOCKS[flags & ROW_BLOCK_MASK])
         _validate_header(header)
     except (KeyError, UnicodeDecodeError, ValueError) as error:
         raise ContainerError(f"container header is inconsistent: {error}") from error
-    if flags != 0:
-        raise ContainerError(f"container uses unknown flags {flags:#x}; upgrade genjscc")
     return header, header_length
 
 

@@ -25,6 +25,7 @@ Weights are safetensors with the configuration in the file's metadata
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +42,9 @@ FORMAT = "genjscc-lm-byte-rnn/2"
 FORMATS_READ = ("genjscc-lm-byte-gru/1", FORMAT)  # /1: GRU without a learned initial state
 CELLS = {"gru": 3, "lstm": 4}  # cell -> gates per layer
 STEP_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+ROW_BLOCK = 32  # rows: every coding step is padded to a multiple of this (see the coder model)
+MERGE_MAX_ROWS = 256  # rows: the largest merged step (a server merges no more)
+ROW_BLOCKS = tuple(1 << k for k in range(9))  # 1 ... MERGE_MAX_ROWS
 
 
 @dataclass(frozen=True)
@@ -167,9 +171,23 @@ class SmallByteLM(nn.Module):
             self._step_weights = weights
         return self._step_weights
 
-    def step(self, state: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Coding path: one byte per row (``(B,)`` int64) -> new state, logits ``(B, 256)``."""
+    def step(self, state: torch.Tensor, inputs: torch.Tensor, row_block: int = 1
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coding path: one byte per row (``(B,)`` int64) -> new state, logits ``(B, 256)``.
+
+        ``row_block``: every matrix product runs on ``B`` rounded up to a multiple of it
+        (zero rows appended, their results dropped), so a few GEMM row counts serve every
+        ``B`` (see :class:`SmallByteCoderModel`).
+        """
         weights = self.step_weights()
+
+        def addmm(bias: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+            pad = -x.shape[0] % row_block
+            if not pad:
+                return torch.addmm(bias, x, weight).float()
+            padded = torch.cat([x, x.new_zeros(pad, x.shape[1])])
+            return torch.addmm(bias, padded, weight)[:x.shape[0]].float()
+
         dtype = STEP_DTYPES[self.config.step_dtype]
         x_proj = self.input_table().index_select(0, inputs)
         h_all = state[0] if self.is_lstm else state
@@ -177,9 +195,9 @@ class SmallByteLM(nn.Module):
         for layer in range(self.config.layers):
             w_ih, b_ih, w_hh, b_hh = weights[layer]
             if layer:
-                x_proj = torch.addmm(b_ih, new_h[-1].to(dtype), w_ih).float()
+                x_proj = addmm(b_ih, new_h[-1].to(dtype), w_ih)
             h = h_all[layer]
-            hh = torch.addmm(b_hh, h.to(dtype), w_hh).float()
+            hh = addmm(b_hh, h.to(dtype), w_hh)
             if self.is_lstm:
                 i, f, g, o = (x_proj + hh).chunk(4, dim=1)
                 c = torch.sigmoid(f) * state[1][layer] + torch.sigmoid(i) * torch.tanh(g)
@@ -194,7 +212,7 @@ class SmallByteLM(nn.Module):
                 h = n + z * (h - n)
             new_h.append(h)
         w_head, b_head = weights[-1]
-        logits = torch.addmm(b_head, new_h[-1].to(dtype), w_head).float()
+        logits = addmm(b_head, new_h[-1].to(dtype), w_head)
         if self.is_lstm:
             return torch.stack([torch.stack(new_h), torch.stack(new_c)]), logits
         return torch.stack(new_h), logits
@@ -260,11 +278,20 @@ def load_small_lm(path: str | Path, device: torch.device | str = "cpu") -> Small
 class SmallByteCoderModel:
     """:class:`~genjscc.core.source.lm.NextSymbolModel` over :class:`SmallByteLM`.
 
+    Every step's matrix products run on a row count padded with zero rows up to a multiple of
+    ``row_block`` (the container stores it). Why: a GEMM row's floats can depend on the row
+    count (see :meth:`merges_exactly`), and a few fixed row counts are what let a server merge
+    the steps of many sessions into one call without changing a single float. The price: a
+    step of 1 row costs about 0.6 ms instead of 0.5 ms (lm-small, one thread here); steps of
+    32 rows or more cost the same as without.
+
     Args:
         model: the network.
         model_id: identifier stored in containers (the zoo name, or ``file:NAME``).
         weights_sha256: sha256 of the weights file.
         device: where to run; ``None`` keeps the model's device.
+        row_block: rows of every step are padded to a multiple of this (a power of two;
+            1 = no padding, how containers without a row block in their header were coded).
     """
 
     vocab_size = BYTE_VOCAB
@@ -273,11 +300,24 @@ class SmallByteCoderModel:
     default_batch = 64
 
     def __init__(self, model: SmallByteLM, model_id: str, weights_sha256: str,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, row_block: int = ROW_BLOCK) -> None:
+        if row_block not in ROW_BLOCKS:
+            raise ValueError(f"row_block must be a power of two in [1, {MERGE_MAX_ROWS}], "
+                             f"got {row_block!r}")
         self.device = torch.device(device) if device is not None else model.head.weight.device
         self.model = model.to(self.device).eval()
         self.model_id = model_id
         self.weights_sha256 = weights_sha256
+        self.row_block = row_block
+        self._merge_checks: dict[tuple[int, int], bool] = {}
+        self._merge_references: dict[int, tuple[torch.Tensor, ...] | None] = {}
+
+    def with_row_block(self, row_block: int) -> SmallByteCoderModel:
+        """The same network stepping in blocks of ``row_block`` rows (shares the weights)."""
+        if row_block == self.row_block:
+            return self
+        return SmallByteCoderModel(self.model, self.model_id, self.weights_sha256,
+                                   self.device, row_block)
 
     def start_state(self, batch: int) -> torch.Tensor:
         with torch.inference_mode():
@@ -285,7 +325,7 @@ class SmallByteCoderModel:
 
     def step(self, state: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode():
-            state, logits = self.model.step(state, tokens.to(self.device))
+            state, logits = self.model.step(state, tokens.to(self.device), self.row_block)
             return state, torch.softmax(logits.float(), dim=-1).cpu()
 
     def tokenize(self, data: bytes) -> list[int]:
@@ -293,3 +333,83 @@ class SmallByteCoderModel:
 
     def detokenize(self, symbols: list[int]) -> bytes:
         return bytes(symbols)
+
+    # ------------------------------------------------------------ merged steps (servers)
+
+    def step_merged(self, states: list[torch.Tensor], tokens: list[torch.Tensor]
+                    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Step several independent row groups (a server's LM sessions) in one call.
+
+        The groups' rows are concatenated along the state's row axis into one :meth:`step`
+        (padded to a multiple of ``row_block`` like any step, at most :data:`MERGE_MAX_ROWS`
+        rows). Returns each group's ``(state, probabilities)``. They equal stepping each group
+        alone only when :meth:`merges_exactly` accepts every group's row count and the total:
+        check first.
+        """
+        sizes = [int(t.shape[0]) for t in tokens]
+        if not states or len(states) != len(sizes) or sum(sizes) > MERGE_MAX_ROWS:
+            raise ValueError(f"a merged step takes 1 to {MERGE_MAX_ROWS} rows in one state "
+                             f"per token array, got {sizes}")
+        state, probs = self.step(torch.cat(states, dim=-2), torch.cat(tokens))
+        bounds = [0, *itertools.accumulate(sizes)]
+        return [(state[..., a:b, :].contiguous(), probs[a:b])
+                for a, b in itertools.pairwise(bounds)]
+
+    def merges_exactly(self, rows: int) -> bool:
+        """Whether a step of ``rows`` rows gives every row bit for bit the state and
+        probabilities that row gets in a reference step of :data:`MERGE_MAX_ROWS` rows, on this
+        machine at the current torch thread count. Sessions whose row counts pass, merged
+        into a call whose total passes, get exactly what each would get alone.
+
+        Whether a GEMM row's floats depend on the row count is up to the BLAS library and the
+        CPU (measured here with oneDNN's bfloat16 GEMM: most row counts below 34 give other
+        floats than the same rows among 64, 34 to 265 the same, 266 and more other floats
+        again; row blocks of 32 keep every count in that range), so it is measured, not
+        assumed: once per thread count, a reference step of :data:`MERGE_MAX_ROWS` distinct
+        rows must give the same floats with its rows permuted and cut at every multiple of
+        ``row_block``; then each ``rows`` is checked once against it (one step alone) and
+        remembered. A server merges a session's steps with others only when this holds, so
+        merging never changes what a client decodes. Without row blocks (``row_block`` 1)
+        nothing is merged: the row counts are then too many to check.
+        """
+        if self.row_block == 1 or not 1 <= rows <= MERGE_MAX_ROWS:
+            return False
+        key = (torch.get_num_threads(), rows)
+        if key not in self._merge_checks:
+            reference = self._merge_reference(key[0])
+            if reference is None:
+                self._merge_checks[key] = False
+            else:
+                state, tokens, new_state, probs = reference
+                alone_state, alone_probs = self.step(state[..., :rows, :].contiguous(),
+                                                     tokens[:rows])
+                self._merge_checks[key] = (torch.equal(alone_probs, probs[:rows])
+                                           and torch.equal(alone_state, new_state[..., :rows, :]))
+        return self._merge_checks[key]
+
+    def _merge_reference(self, threads: int) -> tuple[torch.Tensor, ...] | None:
+        """Distinct states and tokens of :data:`MERGE_MAX_ROWS` rows and their step, or None
+        when a step's floats depend on the rows' positions or on the row count."""
+        if threads in self._merge_references:
+            return self._merge_references[threads]
+        gen = torch.Generator().manual_seed(0)
+        rows = MERGE_MAX_ROWS
+
+        def random_tokens() -> torch.Tensor:
+            return torch.randint(0, BYTE_VOCAB, (rows,), generator=gen).to(self.device)
+
+        state = self.start_state(rows)
+        for _ in range(4):  # a few random bytes make every row's state different
+            state, _ = self.step(state, random_tokens())
+        tokens = random_tokens()
+        new_state, probs = self.step(state, tokens)
+        perm = torch.randperm(rows, generator=gen)
+        s, p = self.step(state.index_select(-2, perm.to(self.device)), tokens[perm])
+        ok = torch.equal(p, probs[perm]) and torch.equal(s, new_state.index_select(
+            -2, perm.to(self.device)))
+        for m in range(self.row_block, rows, self.row_block):
+            s, p = self.step(state[..., :m, :].contiguous(), tokens[:m])
+            ok = ok and torch.equal(p, probs[:m]) and torch.equal(s, new_state[..., :m, :])
+        reference = (state, tokens, new_state, probs) if ok else None
+        self._merge_references[threads] = reference
+        return reference
