@@ -224,8 +224,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="load per configuration")
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--ops", nargs="+", default=list(OPS), choices=OPS)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads of the worker's batched ops (LM sessions use their own)")
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
     add_common_args(ap)
     args = ap.parse_args(argv)
