@@ -254,22 +254,27 @@ def main(argv: list[str] | None = None) -> None:
     emit(args, report(rows, args, alone))
 
 
-def _bound(rows: list[dict], op: str, merged_ms: float) -> str:
-    """Requests/s one worker thread could give if the merged model call were all it did,
-    against the measured unbatched rate at the largest client count."""
+def _unbatched_rate(rows: list[dict], op: str) -> float | None:
+    """Measured requests/s of ``op`` without batching at the largest client count."""
     off = [r for r in rows if r["op"] == op and r["batching"] == "off"]
-    if not off:
+    return max(off, key=lambda r: r["clients"])["rate"] if off else None
+
+
+def _bound(rows: list[dict], op: str, merged_ms: float) -> str:
+    """Requests/s one worker could give if the merged model call were all it did, against
+    the measured unbatched rate at the largest client count."""
+    rate = _unbatched_rate(rows, op)
+    if rate is None:
         return "n/a"
-    rate = max(off, key=lambda r: r["clients"])["rate"]
     return f"{1e3 / merged_ms:,.0f} / {rate:,.0f} = {1e3 / merged_ms / rate:.1f}x"
 
 
 def _ecct_words(rows: list[dict], alone: dict[str, tuple[float, float]]) -> str:
     """What the ECCT ceiling means for the target, in this run's numbers."""
-    off = [r for r in rows if r["op"] == "ecct" and r["batching"] == "off"]
-    if "ecct" not in alone or not off:
+    rate = _unbatched_rate(rows, "ecct")
+    if "ecct" not in alone or rate is None:
         return ""
-    bound = 1e3 / alone["ecct"][1] / max(off, key=lambda r: r["clients"])["rate"]
+    bound = 1e3 / alone["ecct"][1] / rate
     words = (f"The ECCT forward pass is compute-bound on this CPU: 32 merged codewords cost "
              f"{alone['ecct'][0] / alone['ecct'][1]:.1f}x less each than one alone, and a worker "
              f"doing nothing but merged calls would serve {bound:.1f}x the unbatched rate")

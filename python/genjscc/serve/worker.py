@@ -206,16 +206,23 @@ class Worker:
         return header, P.arrays_of(header, frames[1:]), servable, op
 
     def _one(self, frames: list) -> list:
-        request_id = P.safe_id(frames[0]) if frames else None
         try:
             header, arrays, _, op = self._parse(frames)
+        except Exception as error:  # every failure becomes an error reply
+            return _error_reply(_frames_id(frames), error)
+        return self._answer(header, arrays, op)
+
+    @staticmethod
+    def _answer(header: dict, arrays: list[np.ndarray], op: Any) -> list:
+        """The reply to one parsed request: ``op.check``, then ``op.call``."""
+        try:
             params = header.get("params") or {}
             if op.check is not None:
                 op.check(arrays, params)
             out, result = op.call(arrays, params)
             return P.reply_ok(header["id"], result, out)
         except Exception as error:  # every failure becomes an error reply
-            return _error_reply(request_id, error)
+            return _error_reply(header["id"], error)
 
     def _pinned(self, requests: list) -> list[list]:
         """Requests sent together but not merged by the broker (session ops), in their order;
@@ -227,7 +234,7 @@ class Worker:
 
         def flush() -> None:
             if len(run) == 1:
-                replies[run[0][0]] = self._one(requests[run[0][0]][1])
+                replies[run[0][0]] = self._answer(run[0][1], run[0][2], run_op)
             elif run:
                 try:
                     outcomes = run_op.call_many([(arrays, header.get("params") or {})
@@ -235,9 +242,9 @@ class Worker:
                 except Exception:  # a bug in call_many: fall back, one by one
                     traceback.print_exc(file=sys.stderr)
                     outcomes = [None] * len(run)
-                for (i, header, _), outcome in zip(run, outcomes, strict=True):
+                for (i, header, arrays), outcome in zip(run, outcomes, strict=True):
                     if outcome is None:
-                        replies[i] = self._one(requests[i][1])
+                        replies[i] = self._answer(header, arrays, run_op)
                     elif isinstance(outcome, Exception):
                         replies[i] = _error_reply(header["id"], outcome)
                     else:
@@ -247,12 +254,15 @@ class Worker:
         for i, (_, frames) in enumerate(requests):
             try:
                 header, arrays, _, op = self._parse(frames)
-            except Exception:  # _one sends the error reply
-                header = op = None
-            if op is None or op.call_many is None or (run and op is not run_op):
+                if op.call_many is not None and op.check is not None:
+                    op.check(arrays, header.get("params") or {})
+            except Exception as error:  # this request fails alone
+                replies[i] = _error_reply(_frames_id(frames), error)
+                continue
+            if op.call_many is None or (run and op is not run_op):
                 flush()
-            if op is None or op.call_many is None:
-                replies[i] = self._one(frames)
+            if op.call_many is None:
+                replies[i] = self._answer(header, arrays, op)
             else:
                 run_op = op
                 run.append((i, header, arrays))
@@ -276,7 +286,7 @@ class Worker:
                 op = op_i
                 good.append((i, header, arrays))
             except Exception as error:
-                replies[i] = _error_reply(P.safe_id(frames[0]) if frames else None, error)
+                replies[i] = _error_reply(_frames_id(frames), error)
         if good and op is not None:
             try:
                 rows = [arrays[0].shape[0] for _, _, arrays in good]
@@ -302,6 +312,11 @@ def _mismatch(servable: Servable, expected: str) -> str:
     return (f"model {servable.name!r}: the server's weights have sha256 "
             f"{servable.sha256[:16]}..., the client expects {expected[:16]}...; both sides "
             "must use identical weights (LM coding needs identical probabilities)")
+
+
+def _frames_id(frames: list) -> Any:
+    """The request id of frames that failed to parse, if readable (else None)."""
+    return P.safe_id(frames[0]) if frames else None
 
 
 def _error_reply(request_id: Any, error: Exception) -> list:
