@@ -33,7 +33,7 @@ def small():
 
 @pytest.fixture(scope="module")
 def blob(small) -> bytes:
-    return compress(DATA, small, chunk_size=11, batch=4)
+    return compress(DATA, small, chunk_size=11, batch=4, keep_chunks=True)
 
 
 class ReplayModel:
@@ -45,7 +45,7 @@ class ReplayModel:
     def __init__(self, model) -> None:
         self.model = model
         for name in ("model_id", "weights_sha256", "vocab_size", "bos_id", "max_symbols",
-                     "default_batch", "device", "row_block", "tokenize", "detokenize"):
+                     "default_batch", "device", "arithmetic", "tokenize", "detokenize"):
             setattr(self, name, getattr(model, name))
         self.cache: dict = {}
 
@@ -117,7 +117,7 @@ def test_row_block_round_trips_in_the_flags_byte(blob: bytes) -> None:
     raw[33] |= 0x10  # a flag this genjscc does not know
     length = struct.unpack_from("<H", raw, 10)[0]
     raw[length - 4:length] = struct.pack("<I", crc32(bytes(raw[:length - 4])))
-    with pytest.raises(ContainerError, match="unknown flags 0x15"):
+    with pytest.raises(ContainerError, match="unknown flags 0x10"):
         parse_container(bytes(raw))
 
 
@@ -234,7 +234,7 @@ def test_incompressible_chunks_are_stored(small, blob: bytes) -> None:
     assert parsed.payloads[2] == BINARY11  # stored as is, not a multiple of 4 bytes
     assert decompress(blob, small).data == DATA
     noise = np.random.default_rng(9).integers(0, 256, 5000, dtype=np.uint8).tobytes()
-    coded = compress(noise, small, chunk_size=1000)
+    coded = compress(noise, small, chunk_size=1000, keep_chunks=True)
     assert all(e.n_symbols == 0 for e in parse_container(coded).entries)
     # never worse than the bytes plus the container's header and table
     assert len(coded) == parse_header(coded)[1] + 5 * ENTRY_SIZE + len(noise)
@@ -254,9 +254,12 @@ def as_version_1(blob: bytes, stored_ok: bool = False) -> bytes:
     CRCs of entry and payload), as genjscc wrote it before version 2."""
     parsed = parse_container(blob)
     head_length = parse_header(blob)[1]
-    head = bytearray(blob[:head_length])
+    arithmetic = parsed.header.arithmetic.encode()  # version 3's last field: not in version 1
+    head = bytearray(blob[:head_length - 5 - len(arithmetic)])
     head[8:10] = struct.pack("<H", 1)
-    head[-4:] = struct.pack("<I", crc32(bytes(head[:-4])))
+    head[10:12] = struct.pack("<H", len(head) + 4)
+    head += struct.pack("<I", crc32(bytes(head)))
+    head_length = len(head)
     offset = head_length + 32 * parsed.header.n_chunks
     table = bytearray()
     for index, (entry, payload) in enumerate(zip(parsed.entries, parsed.payloads, strict=True)):
@@ -271,7 +274,7 @@ def test_version_1_containers_still_decode(small) -> None:
     """Version 1 (32-byte entries, no stored chunks) still decodes, damage and all; a
     version 1 container claiming a stored chunk is damaged in that chunk only."""
     text = b"Version one had no stored chunks at all. " * 4
-    v1 = as_version_1(compress(text, small, chunk_size=50))
+    v1 = as_version_1(compress(text, small, chunk_size=50, keep_chunks=True))
     assert parse_container(v1).header.n_chunks == 4 and len(v1) > len(compress(text, small, 50))
     assert decompress(v1, small).data == text
     damaged = bytearray(v1)
@@ -279,7 +282,7 @@ def test_version_1_containers_still_decode(small) -> None:
     result = decompress(bytes(damaged), small)
     assert list(result.problems) == [1] and "payload corrupt" in result.problems[1]
     assert result.data == text[:50] + text[100:]
-    blob = compress(DATA, small, chunk_size=11, batch=4)
+    blob = compress(DATA, small, chunk_size=11, batch=4, keep_chunks=True)
     stored = [i for i, e in enumerate(parse_container(blob).entries) if e.n_symbols == 0]
     result = decompress(as_version_1(blob), small)
     assert 2 in stored and sorted(result.problems) == stored
@@ -287,9 +290,9 @@ def test_version_1_containers_still_decode(small) -> None:
 
 
 def test_older_weights_of_the_same_model_are_refused_clearly(small, blob: bytes) -> None:
-    from genjscc.core.source.small import SmallByteCoderModel
+    from genjscc.core.source.quantized import QuantizedCoderModel
 
-    newer = SmallByteCoderModel(small.model, "lm-small", "cd" * 32)
+    newer = QuantizedCoderModel(small.model, "lm-small", "cd" * 32)
     with pytest.raises(ContainerError, match=r"other weights of 'lm-small'.*genjscc version"):
         decompress(blob, newer)
 

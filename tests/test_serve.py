@@ -144,14 +144,14 @@ def test_lm_probabilities_are_bit_identical(client, rows, threads):
         for _ in range(40):
             s_local, p_local = local.step(s_local, tokens)
             s_remote, p_remote = remote.step(s_remote, tokens)
-            assert p_remote.dtype == torch.float32 and torch.equal(p_local, p_remote)
+            assert p_remote.dtype == torch.int64 and torch.equal(p_local, p_remote)
             tokens = torch.from_numpy(rng.integers(0, 256, rows))
 
 
 def test_lm_steps_of_many_sessions_merge_and_stay_bit_identical(server):
     """Eight sessions step at once through two workers: a worker merges the steps queued
-    together where lm-small proves the floats unchanged, and every session's probabilities
-    equal the local model stepping that session alone."""
+    together (lm-small is integer: merging changes nothing by construction), and every
+    session's frequency tables equal the local model stepping that session alone."""
     local = load_model("small")
     sizes = [1, 1, 5, 32, 1, 3, 48, 1]
     barrier = threading.Barrier(len(sizes))
@@ -162,7 +162,7 @@ def test_lm_steps_of_many_sessions_merge_and_stay_bit_identical(server):
         rng = np.random.default_rng(k)
         with Client(server.endpoint, timeout_s=30.0) as c:
             sid = c.request("lm_start", "lm-small", params={
-                "rows": rows, "threads": 1, "row_block": local.row_block}).result["session"]
+                "rows": rows, "threads": 1}).result["session"]
             with coding_threads(1), torch.inference_mode():
                 state = local.start_state(rows)
                 tokens = np.full(rows, local.bos_id, dtype="<i8")
@@ -184,13 +184,8 @@ def test_lm_steps_of_many_sessions_merge_and_stay_bit_identical(server):
         th.join(timeout=300)
     assert not errors, errors
     assert all(len(m) == 30 for m in merged_counts)
-    with coding_threads(1):
-        exact = [local.merges_exactly(r) for r in sizes]
-    for k, counts in enumerate(merged_counts):
-        if not exact[k]:  # rows this machine cannot merge exactly always run alone
-            assert set(counts) == {1}, (sizes[k], counts)
-    if exact.count(True) >= 2:  # two workers, eight sessions: some land together
-        assert max(max(c) for k, c in enumerate(merged_counts) if exact[k]) > 1
+    # two workers, eight sessions started together: some steps land in one call
+    assert max(max(c) for c in merged_counts) > 1
 
 
 def test_compress_through_the_server_is_the_local_container(client):
@@ -221,12 +216,12 @@ def test_lm_session_errors(client):
         client.request("lm_start", "lm-small", params={"rows": 2, "row_block": 3})
 
 
-def test_container_without_row_blocks_decodes_through_the_server(client):
-    remote = client.lm("small")
-    assert (remote.row_block, remote.with_row_block(1).row_block) == (32, 1)
-    old = ROOT / "tests" / "data" / "lm-small-rows3-unblocked.gjz"
-    result = decompress(old.read_bytes(), remote)
-    assert result.ok and result.data == old.with_suffix(".txt").read_bytes()
+def test_golden_container_decodes_through_the_server(client):
+    """A container committed to tests/data (made on another machine) decodes exactly
+    through the server too: the integer arithmetic is the same everywhere."""
+    golden = ROOT / "tests" / "data" / "golden-text.gjz"
+    result = decompress(golden.read_bytes(), client.lm("small"))
+    assert result.ok and result.data == golden.with_suffix(".txt").read_bytes()
 
 
 def test_weights_mismatch_is_refused(client):

@@ -31,6 +31,7 @@ from genjscc.core.source import (
     load_model,
     parse_container,
 )
+from genjscc.core.source.codec import ArithmeticMismatch
 from genjscc.core.source.container import parse_header
 from genjscc.errors import GenjsccError
 
@@ -54,6 +55,7 @@ ERROR_CODES = {
     "not_container": "not a genjscc container (bad magic, too short)",
     "header_corrupt": "the header or chunk table cannot be trusted; nothing is recoverable",
     "wrong_model": "made with other weights than the decoder's model",
+    "wrong_arithmetic": "a float model's container from a machine with another arithmetic",
     "model_unavailable": "the container's model cannot be loaded here",
     "chunks_lost": "some chunks are damaged; the others are in the output",
 }
@@ -133,7 +135,7 @@ class lm_source_encoder(PduBlock):
     def process(self, msg: pmt.pmt_base) -> pmt.pmt_base:
         meta, data = parse_pdu(msg, "u8")
         blob = compress(data.tobytes(), self.model, chunk_size=self.chunk_size,
-                        batch=self.batch, threads=self.threads)
+                        batch=self.batch, threads=self.threads, keep_chunks=True)
         parsed = parse_container(blob)  # the table we just wrote: lengths for the metadata
         n = parsed.header.n_chunks
         with self._stats_lock:
@@ -164,7 +166,8 @@ class lm_source_decoder(PduBlock):
     every chunk recovered), ``lm_model`` (symbol), ``lm_n_chunks`` (long); when not ok,
     ``lm_error`` (symbol, a code of ``ERROR_CODES``) and, for ``chunks_lost``,
     ``lm_lost_chunks`` (s32 vector of chunk ids). A container that cannot be read at all
-    (``not_container``, ``header_corrupt``, ``wrong_model``, ``model_unavailable``) gives an
+    (``not_container``, ``header_corrupt``, ``wrong_model``, ``wrong_arithmetic``,
+    ``model_unavailable``) gives an
     empty u8 PDU; with lost chunks the data holds the chunks that survived, lost ones left out
     or, with ``placeholder``, replaced by ``[genjscc: chunk I lost, N bytes]`` cut to their
     length. Filter on ``lm_ok`` (e.g. ``pdu.pdu_filter``) to keep only intact frames. Every
@@ -226,6 +229,8 @@ class lm_source_decoder(PduBlock):
                                 f"{model.model_id!r} ({model.weights_sha256[:12]}...)")
         try:
             result = decompress(blob, model, use_placeholder=self.placeholder)
+        except ArithmeticMismatch as error:  # a float model's container from another machine
+            return self._failed(meta, "wrong_arithmetic", str(error))
         except ContainerError as error:  # e.g. truncated inside the chunk table
             return self._failed(meta, "header_corrupt", str(error))
         meta = pmt.dict_add(meta, KEY_OK, pmt.from_bool(result.ok))

@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="compute the probabilities on a genjscc serve inference server "
                              "(same container, bit for bit, as a local run on the server's "
                              "device type)")
+    parser.add_argument("--keep-chunks", action="store_true",
+                        help="keep the chunks even where xz or zstd over the whole input would "
+                             "be smaller (for lossy links: a lost packet then loses only its "
+                             "chunks)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.model, args.device)
     blob = with_bar("compress", "sym", args.quiet, lambda bar: compress(
         data, model, chunk_size=args.chunk or DEFAULT_CHUNK_SIZE,
-        batch=args.batch, threads=args.threads, progress=bar))
+        batch=args.batch, threads=args.threads, progress=bar, keep_chunks=args.keep_chunks))
     write_output(args.output, blob)
     if not args.quiet:
         bpb = 8 * len(blob) / len(data) if data else 0.0

@@ -1,10 +1,12 @@
 """Restore a file made by `genjscc compress`.
 
 The container names its model; local models (a .safetensors file or a Hugging Face directory)
-need --model PATH again. Chunks whose CRC fails are named on stderr and the exit status is
-non-zero; the other chunks are still written, and --placeholder writes each lost chunk as
-marked filler of its original length so that the rest keeps its offsets. Use - for stdin or
-stdout.
+need --model PATH again. Containers of the shipped lm-small (integer arithmetic) decode on any
+machine, CPU or GPU; those of float models (SmolLM2, Hugging Face models) only where the float
+arithmetic matches the encoder's, which is checked before decoding. Chunks whose CRC fails are
+named on stderr and the exit status is non-zero; the other chunks are still written, and
+--placeholder writes each lost chunk as marked filler of its original length so that the rest
+keeps its offsets. Use - for stdin or stdout.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="model path for containers made with a local model")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                        help="default: the device type the container was made on")
+                        help="default: cpu for integer-model containers, else the device type "
+                             "the container was made on")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for an integer-model container (default: the "
+                             "container's; float models always use the container's)")
     parser.add_argument("--backend", default="local", metavar="tcp://HOST:PORT",
                         help="compute the probabilities on a genjscc serve inference server "
                              "that serves the container's model")
@@ -44,9 +50,14 @@ def run(args: argparse.Namespace) -> int:
 
     blob = read_input(args.input)
     header, _ = parse_header(blob)
+    if args.threads is not None and not 1 <= args.threads <= 256:
+        raise GenjsccError(f"--threads must be in [1, 256], got {args.threads}")
+    exact = _is_exact(header)
     if args.backend not in (None, "", "local"):
         model = _remote_model(args.backend, header)
     else:
+        if args.device is None and exact:
+            args.device = "cpu"
         if args.device is None and header.device == "cuda":
             import torch
 
@@ -56,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                                    "the CRCs)")
         model = model_for_container(blob, args.device or header.device, args.model)
     result = with_bar("decompress", "sym", args.quiet, lambda bar: decompress(
-        blob, model, use_placeholder=args.placeholder, progress=bar))
+        blob, model, use_placeholder=args.placeholder, progress=bar, threads=args.threads))
     write_output(args.output, result.data)
     if not result.ok:
         kept = "with placeholders" if args.placeholder else "without them"
@@ -69,8 +80,13 @@ def _remote_model(backend: str, header):
     from genjscc.serve.client import connect
 
     model = connect(backend).lm(header.model_id, expected_sha256=header.model_sha256)
-    if model.compute_device != header.device:
+    if model.compute_device != header.device and not _is_exact(header):
         raise GenjsccError(f"this container was coded on {header.device}; the server computes "
                            f"on {model.compute_device}, whose probabilities differ: use a "
                            f"server on {header.device}")
     return model
+
+
+def _is_exact(header) -> bool:
+    """Whether the container's probabilities came from an exact (integer) arithmetic."""
+    return bool(header.arithmetic) and not header.arithmetic.startswith("float:")

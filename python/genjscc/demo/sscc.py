@@ -105,7 +105,8 @@ def run(args: argparse.Namespace, out: Path) -> tuple[list, dict]:
     torch.set_num_threads(1)
     text = sample_text()
     model = load_model("small")
-    streams = {"lm-small": compress(text, model, chunk_size=args.sscc_chunk),
+    streams = {"lm-small": compress(text, model, chunk_size=args.sscc_chunk,
+                                     keep_chunks=True),
                "xz -9e": lzma.compress(text, preset=9 | lzma.PRESET_EXTREME),
                "gzip -9": gzip.compress(text, compresslevel=9, mtime=0)}
     size = packet_payload_bytes(CODE)

@@ -584,6 +584,11 @@ class RemoteNextSymbolModel:
         self.byte_tokenizer = info.get("tokenizer") == "bytes"
         self.row_blocks = tuple(int(b) for b in info.get("row_blocks") or (1,))
         self.row_block = int(info.get("row_block", 1))
+        arithmetic = str(info.get("arithmetic", ""))
+        # an exact arithmetic is the container's as it is; a float one is the server's
+        # fingerprint (see genjscc.core.source.lm.arithmetic_of)
+        self.arithmetic = "" if arithmetic.startswith("float:") else arithmetic
+        self.remote_fingerprint = arithmetic.removeprefix("float:")
         self._desc = desc
 
     def with_row_block(self, row_block: int) -> RemoteNextSymbolModel:
@@ -622,9 +627,12 @@ class RemoteNextSymbolModel:
         reply = self._request("lm_step", [tok], {"session": state.session.sid,
                                                  "t": state.steps})
         probs = reply.arrays[0] if reply.arrays else None
-        if probs is None or probs.shape != (state.session.rows, self.vocab_size):
-            raise ServerError("internal", "lm_step reply of the wrong shape")
-        return RemoteLMState(state.session, state.steps + 1), torch.from_numpy(probs.copy())
+        if probs is None or probs.shape != (state.session.rows, self.vocab_size) or \
+                probs.dtype.kind != ("i" if self.arithmetic else "f"):
+            raise ServerError("internal", "lm_step reply of the wrong shape or type")
+        # an exact model's integer table (int32 on the wire), a float model's probabilities
+        table = probs.astype(np.int64) if self.arithmetic else probs.copy()
+        return RemoteLMState(state.session, state.steps + 1), torch.from_numpy(table)
 
     def tokenize(self, data: bytes) -> list[int]:
         if self.byte_tokenizer:

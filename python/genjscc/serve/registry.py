@@ -349,15 +349,17 @@ class _Session:
     last_used: float = field(default_factory=time.monotonic)
 
 
-def _row_groups(steps: list[tuple[int, Any, int]], max_rows: int,
-                exact: Callable[[int], bool]) -> list[list]:
+LM_MERGE_MAX_ROWS = 256  # rows of one merged LM step (bounds its latency)
+
+
+def _row_groups(steps: list[tuple[int, Any, int]], max_rows: int) -> list[list]:
     """Consecutive groups of ``(index, session, t)``, each of at most ``max_rows`` rows in
-    all and with an ``exact`` total."""
+    all (a session larger than that alone)."""
     groups: list[list] = []
     rows = 0
     for item in steps:
         total = rows + item[1].rows
-        if groups and total <= max_rows and exact(total):
+        if groups and total <= max_rows:
             groups[-1].append(item)
             rows = total
         else:
@@ -370,17 +372,18 @@ def load_lm(spec: str, device: str) -> Servable:
     """A next-symbol model (:class:`~genjscc.core.source.lm.NextSymbolModel`) with per-session
     state, stepped exactly as the local coder steps it.
 
-    Ops (all on one worker per session). LM coding needs bit-identical probabilities, and a
-    GEMM row's floats can depend on the number of rows, so steps of several sessions queued
-    together are merged into one model call only for models that can prove it changes nothing:
-    lm-small's :meth:`~genjscc.core.source.small.SmallByteCoderModel.merges_exactly` measures,
-    per row count and thread count, that a session's rows get the same floats alone and inside
-    a merged call; every other step runs alone.
+    Ops (all on one worker per session). LM coding needs bit-identical probabilities. Steps
+    of several sessions queued together are merged into one model call for exact models
+    (integer arithmetic, e.g. lm-small: every row is computed independently of the others,
+    so merging changes nothing by construction); a float model's steps run alone, since a
+    GEMM row's floats can depend on the number of rows.
 
     * ``lm_start`` params ``rows``, ``threads``, ``row_block`` (default 1; ``info`` lists
       the ones the model takes) and ``session`` -> ``start_state(rows)``;
     * ``lm_step`` params ``session``, ``t`` (steps done so far) and tokens ``<i8 [rows]`` ->
-      probabilities ``<f4 [rows, vocab]``, computed with ``torch.set_num_threads(threads)``
+      an exact model's integer frequency table ``<i4 [rows, vocab]`` (rows sum to 2**24),
+      or a float model's probabilities ``<f4 [rows, vocab]``, computed with
+      ``torch.set_num_threads(threads)``
       under ``inference_mode`` by the model's own ``step``; the result's ``merged`` says how
       many sessions shared the model call. A repeated ``t`` (a client retry) returns the same
       probabilities again without stepping;
@@ -390,14 +393,14 @@ def load_lm(spec: str, device: str) -> Servable:
     import torch
 
     from genjscc.core.source.codec import SMALL_ALIAS, load_model
-    from genjscc.core.source.lm import coding_threads
-    from genjscc.core.source.small import MERGE_MAX_ROWS, ROW_BLOCKS, SmallByteCoderModel
+    from genjscc.core.source.lm import arithmetic_of, coding_threads
+    from genjscc.core.source.small import ROW_BLOCKS, SmallByteCoderModel
 
     _torch_device(device)
     model = load_model(SMALL_ALIAS.get(spec, spec), device)
-    mergeable = isinstance(model, SmallByteCoderModel)
+    mergeable = bool(getattr(model, "arithmetic", "")) and hasattr(model, "step_merged")
     model_block = getattr(model, "row_block", 1)
-    row_blocks = ROW_BLOCKS if mergeable else (1,)
+    row_blocks = ROW_BLOCKS if isinstance(model, SmallByteCoderModel) else (model_block,)
     views = {model_block: model}
     sessions: dict[str, _Session] = {}
 
@@ -428,7 +431,7 @@ def load_lm(spec: str, device: str) -> Servable:
         if len(sessions) >= LM_MAX_SESSIONS:
             raise ValueError(f"this worker holds {LM_MAX_SESSIONS} LM sessions already; close "
                              "some (they expire after 10 idle minutes)")
-        if row_block not in views:  # one model per row block: merge checks are per model
+        if row_block not in views:  # one view of the model per row block
             views[row_block] = model.with_row_block(row_block)
         blocked = views[row_block]
         with coding_threads(threads), torch.inference_mode():
@@ -455,7 +458,8 @@ def load_lm(spec: str, device: str) -> Servable:
 
     def advance(s: _Session, state: Any, probs: torch.Tensor) -> Arrays:
         s.state = state
-        s.last_probs = probs.detach().to("cpu", torch.float32).contiguous().numpy()
+        dtype = torch.float32 if torch.is_floating_point(probs) else torch.int32
+        s.last_probs = probs.detach().to("cpu", dtype).contiguous().numpy()
         s.steps += 1
         return [s.last_probs]
 
@@ -471,8 +475,8 @@ def load_lm(spec: str, device: str) -> Servable:
         return advance(s, state, probs), {"t": t, "merged": 1}
 
     def step_many(calls: list[tuple[Arrays, dict[str, Any]]]) -> list[Any]:
-        """Several sessions' steps queued together: merged into one model call where
-        ``model.merges_exactly`` proves the floats unchanged, one by one otherwise."""
+        """Several sessions' steps queued together (an exact model): merged into calls of
+        up to LM_MERGE_MAX_ROWS rows; each session gets what it would get alone."""
         results: list[Any] = [None] * len(calls)
         todo: dict[tuple, list[tuple[int, _Session, int]]] = {}  # (threads, model) -> steps
         seen: set[int] = set()
@@ -492,8 +496,7 @@ def load_lm(spec: str, device: str) -> Servable:
         for steps in todo.values():
             blocked = steps[0][1].model
             with coding_threads(steps[0][1].threads), torch.inference_mode():
-                merged = [x for x in steps if blocked.merges_exactly(x[1].rows)]
-                for group in _row_groups(merged, MERGE_MAX_ROWS, blocked.merges_exactly):
+                for group in _row_groups(steps, LM_MERGE_MAX_ROWS):
                     if len(group) > 1:
                         outs = blocked.step_merged([s.state for _, s, _ in group],
                                                  [tokens_of(calls[i][0]) for i, _, _ in group])
@@ -522,12 +525,12 @@ def load_lm(spec: str, device: str) -> Servable:
         data = model.detokenize([int(x) for x in arrays[0]])
         return [np.frombuffer(data, dtype=np.uint8)], {}
 
-    tokenizer = "bytes" if isinstance(model, SmallByteCoderModel) else "server"
+    tokenizer = "bytes" if model.vocab_size == 256 and model.bos_id == 256 else "server"
     info = {"model_id": model.model_id, "vocab_size": int(model.vocab_size),
             "bos_id": int(model.bos_id), "max_symbols": int(model.max_symbols),
             "default_batch": int(model.default_batch), "tokenizer": tokenizer,
             "row_block": model_block, "row_blocks": list(row_blocks),
-            "torch_version": torch.__version__}
+            "torch_version": torch.__version__, "arithmetic": arithmetic_of(model)}
     return Servable(spec, "lm", model.weights_sha256, torch.device(model.device).type, info, {
         "lm_start": Op(start, session="start"),
         "lm_step": Op(step, session="use", call_many=step_many if mergeable else None),

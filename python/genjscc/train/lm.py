@@ -3,8 +3,10 @@
 Data: every ``*.txt`` under DATA (``--data DIR``, default ``$GENJSCC_DATA/text``; there is no
 built-in path, the product itself never reads training data), except ``metadata.txt`` and
 licence files. Held out for validation: whole files (``HELD_OUT_FILES``: Milton's prose
-Areopagitica and Shakespeare's Tempest) and the tail of each large concatenation of documents
-(``--tail-fraction`` of it, cut at a blank line).
+Areopagitica and Shakespeare's Tempest, held-out works of trained authors; Bierce's Devil's
+Dictionary and the Wesnoth campaigns' dialogue, an author and a genre found nowhere else),
+development sets (every file under ``europarl-dev/``: never trained on) and the tail of each
+large concatenation of documents (``--tail-fraction`` of it, cut at a blank line).
 
 Training matches coding: every sample is a window of ``--window`` bytes (default 2048, the
 coder's default chunk) that starts from the begin-of-chunk input and the model's initial state,
@@ -20,6 +22,14 @@ RUN_DIR/log.jsonl; ``--resume`` continues from it (the cosine schedule follows t
 ``--steps``), ``--export`` writes weights and card from it without training. The result is
 safetensors plus a model card, and ``--register`` records it in the zoo manifest with its
 sha256.
+
+Integer coding: training is quantization-aware by default (``--no-qat`` turns it off): the
+forward pass uses the int8 per-row weights and the int8 hidden states of the head's input
+that the integer model computes with (straight-through gradients), and the export writes the
+integer model (:mod:`genjscc.core.source.quantized`) whose containers decode on any machine.
+``--float`` exports the float model instead (containers then decode only where the float
+arithmetic is the same); ``--quantize FILE`` converts a float weights file into the integer
+model without training.
 """
 
 from __future__ import annotations
@@ -38,6 +48,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from genjscc.core.source.quantized import (
+    QuantizedByteLM,
+    load_quantized_lm,
+    quantize_small_lm,
+    save_quantized_lm,
+)
 from genjscc.core.source.small import (
     BOS,
     BYTE_VOCAB,
@@ -50,7 +66,11 @@ from genjscc.core.source.small import (
 from genjscc.errors import GenjsccError
 from genjscc.train.data import default_data, require_data
 
-HELD_OUT_FILES = ("milton/areopagitica_gut.txt", "shakespeare/tempest_gut.txt")
+# Whole files held out: a held-out work of trained authors, and sources whose author or genre
+# appears nowhere else in the corpus (Bierce's dictionary; the dialogue of a game's campaigns)
+HELD_OUT_FILES = ("milton/areopagitica_gut.txt", "shakespeare/tempest_gut.txt",
+                  "general-en/devils-dictionary.txt", "general-en/wesnoth-campaigns.txt")
+HELD_OUT_FOLDERS = ("europarl-dev/",)  # development sets: validation only
 ENGLISH_PROSE = "milton/areopagitica_gut.txt"  # the held-out English prose of the targets
 LARGE_FILE = 1 << 22  # files above 4 MiB are concatenations of many documents
 EXCLUDED = ("metadata.txt",)
@@ -68,7 +88,7 @@ def split_corpus(root: Path, tail_fraction: float = 0.03
     for path in files:
         name = path.relative_to(root).as_posix()
         data = path.read_bytes()
-        if name in HELD_OUT_FILES:
+        if name in HELD_OUT_FILES or name.startswith(HELD_OUT_FOLDERS):
             valid.append((name, data))
         elif len(data) > LARGE_FILE:
             cut = data.find(b"\n\n", int(len(data) * (1 - tail_fraction)))
@@ -128,11 +148,14 @@ class WindowSampler:
 
 
 @torch.inference_mode()
-def evaluate_bpb(model: SmallByteLM, data: bytes, chunk_size: int = 2048,
+def evaluate_bpb(model: SmallByteLM | QuantizedByteLM, data: bytes, chunk_size: int = 2048,
                  batch: int = 64) -> float:
-    """Cross-entropy in bits per byte through the coding step (:meth:`SmallByteLM.step`),
-    each chunk started cold as the coder does: the ideal code length the range coder gets
-    close to (before quantization to 24 bits and the container's overhead)."""
+    """Cross-entropy in bits per byte through the coding step, each chunk started cold as the
+    coder does: for a float model the ideal code length the range coder gets close to
+    (before quantization to 24 bits), for an integer model the exact code length of its
+    frequency tables; both before the container's overhead."""
+    if isinstance(model, QuantizedByteLM):
+        return _evaluate_int_bpb(model, data, chunk_size, batch)
     was_training = model.training
     model.eval()
     chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)]
@@ -155,6 +178,25 @@ def evaluate_bpb(model: SmallByteLM, data: bytes, chunk_size: int = 2048,
             total_bits += float(nll[mask[:, t]].sum()) / math.log(2)
             tokens = target[:, t]
     model.train(was_training)
+    return total_bits / max(len(data), 1)
+
+
+def _evaluate_int_bpb(model: QuantizedByteLM, data: bytes, chunk_size: int,
+                      batch: int) -> float:
+    chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)]
+    total_bits = 0.0
+    for start in range(0, len(chunks), batch):
+        group = chunks[start:start + batch]
+        state = model.initial_state(len(group))
+        tokens = torch.full((len(group),), BOS, dtype=torch.int64, device=model.device)
+        for t in range(max(len(c) for c in group)):
+            state, freqs = model.step(state, tokens)
+            symbols = torch.tensor([c[t] if t < len(c) else 0 for c in group],
+                                   device=model.device)
+            mask = torch.tensor([t < len(c) for c in group], device=model.device)
+            picked = freqs[torch.arange(len(group), device=model.device), symbols]
+            total_bits += float(-torch.log2(picked[mask].double() / (1 << 24)).sum())
+            tokens = symbols
     return total_bits / max(len(data), 1)
 
 
@@ -185,7 +227,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", action="store_true",
                         help="write weights and card from WORK_DIR's checkpoint, no training")
     parser.add_argument("--register", action="store_true", help="add/update the zoo manifest entry")
-    parser.add_argument("--cell", choices=sorted(CELLS), default="gru")
+    parser.add_argument("--no-qat", action="store_true",
+                        help="train without quantization-aware training (QAT is the default)")
+    parser.add_argument("--float", action="store_true",
+                        help="export the float model, not the integer one (its containers "
+                             "decode only on machines with the same float arithmetic)")
+    parser.add_argument("--init", type=Path, metavar="FLOAT_WEIGHTS",
+                        help="start from these float weights (same architecture) instead of "
+                             "a random model: fine-tuning")
+    parser.add_argument("--quantize", type=Path, metavar="FLOAT_WEIGHTS",
+                        help="convert a float weights file into the integer model, write it "
+                             "with its card (and --register), no training")
+    parser.add_argument("--cell", choices=sorted(CELLS), default="lstm",
+                        help="lstm (%(default)s; integer export needs it) or gru (with --float)")
     parser.add_argument("--hidden", type=int, default=384)
     parser.add_argument("--embed", type=int, default=64)
     parser.add_argument("--layers", type=int, default=1)
@@ -241,6 +295,8 @@ def run(args: argparse.Namespace) -> int:
 
     _check_args(args)
     torch.set_num_threads(args.threads)  # a command: the process is ours
+    if args.quantize:
+        return _quantize_file(args)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GenjsccError("--device cuda: torch sees no CUDA device")
@@ -251,6 +307,11 @@ def run(args: argparse.Namespace) -> int:
                            step_dtype="bfloat16" if args.bf16 else "float32")
     torch.manual_seed(args.seed)
     model = SmallByteLM(config).to(device)
+    if args.bf16:
+        _check_bf16(model, device)
+    if args.init and not args.resume and not args.export:
+        _load_init(model, args.init)
+    model.fake_quant = not args.no_qat and not args.float
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     generator = torch.Generator().manual_seed(args.seed)
     state = {"step": 0, "elapsed": 0.0, "commands": [_command()]}
@@ -287,6 +348,29 @@ def run(args: argparse.Namespace) -> int:
         save_checkpoint()
     _export(args, model.cpu(), valid, state, sampler.total_bytes)
     return 0
+
+
+def _check_bf16(model: SmallByteLM, device: torch.device) -> None:
+    """--bf16 needs a bfloat16 LSTM/GRU kernel (oneDNN on AVX512-BF16 or AMX CPUs, or CUDA):
+    refuse in one line where there is none instead of failing inside the first step."""
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            model(torch.zeros(1, 2, dtype=torch.int64, device=device))
+    except RuntimeError as error:
+        raise GenjsccError(f"--bf16: this machine has no bfloat16 {model.config.cell.upper()} "
+                           f"kernel ({str(error).splitlines()[0][:80]}); train without "
+                           "--bf16") from error
+
+
+def _load_init(model: SmallByteLM, path: Path) -> None:
+    """Copy a float weights file's parameters into ``model`` (same architecture)."""
+    source = load_small_lm(path)
+    shape = ("embed", "hidden", "layers", "cell", "learn_init")
+    if any(getattr(source.config, k) != getattr(model.config, k) for k in shape):
+        raise GenjsccError(f"--init {path}: its architecture {source.config} differs from "
+                           f"this run's {model.config}; pass the same --cell/--hidden/--embed/"
+                           "--layers")
+    model.load_state_dict(source.state_dict())
 
 
 def _train(args, model, optimizer, sampler, generator, state, save_checkpoint, tqdm) -> None:
@@ -342,13 +426,40 @@ def _command() -> str:
 
 def _export(args: argparse.Namespace, model: SmallByteLM, valid: list[tuple[str, bytes]],
             state: dict, train_bytes: int) -> None:
+    out = args.out or ZOO_DIR / "weights" / f"{args.name}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"trained_steps": str(state["step"])}
+    if args.float:
+        save_small_lm(model, out, extra)
+        model = load_small_lm(out)  # measure what was written (bfloat16 files are rounded)
+    else:
+        save_quantized_lm(quantize_small_lm(model), out, extra)
+        model = load_quantized_lm(out)
+    _write_card_and_register(args, model, valid, state, train_bytes, out)
+
+
+def _quantize_file(args: argparse.Namespace) -> int:
+    """``--quantize FLOAT``: the integer model of a float weights file, its card, --register."""
+    from genjscc.zoo import sha256_file
+
+    source = load_small_lm(args.quantize)
+    out = args.out or ZOO_DIR / "weights" / f"{args.name}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_quantized_lm(quantize_small_lm(source), out,
+                      {"quantized_from_sha256": sha256_file(args.quantize)})
+    _, valid = split_corpus(require_data(args.data, "text"), args.tail_fraction)
+    state = {"step": 0, "elapsed": 0.0, "commands": [_command()],
+             "source": f"{args.quantize.name} (sha256 {sha256_file(args.quantize)})"}
+    _write_card_and_register(args, load_quantized_lm(out), valid, state, 0, out)
+    return 0
+
+
+def _write_card_and_register(args: argparse.Namespace, model: SmallByteLM | QuantizedByteLM,
+                             valid: list[tuple[str, bytes]], state: dict, train_bytes: int,
+                             out: Path) -> None:
     from genjscc.zoo import ModelEntry, register_model, sha256_file
 
-    out = args.out or ZOO_DIR / "weights" / f"{args.name}.safetensors"
     card = args.card or ZOO_DIR / f"{args.name}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_small_lm(model, out, {"trained_steps": str(state["step"])})
-    model = load_small_lm(out)  # measure what was written (bfloat16 files are rounded)
     rows = []
     for name, data in valid:
         sample = data[:args.valid_bytes]
@@ -366,8 +477,8 @@ def _export(args: argparse.Namespace, model: SmallByteLM, valid: list[tuple[str,
                         "parameters, for genjscc compress"))
 
 
-def _card_text(args: argparse.Namespace, model: SmallByteLM, rows: list, state: dict,
-               train_bytes: int, out: Path, sha: str) -> str:
+def _card_text(args: argparse.Namespace, model: SmallByteLM | QuantizedByteLM, rows: list,
+               state: dict, train_bytes: int, out: Path, sha: str) -> str:
     table = "\n".join(f"| {name} | {n} | {bpb:.3f} | {xz:.3f} | {bpb / xz:.2f} |"
                       for name, n, bpb, xz in rows)
     commands = "\n".join(f"    {c}" for c in state["commands"])
@@ -378,6 +489,20 @@ def _card_text(args: argparse.Namespace, model: SmallByteLM, rows: list, state: 
     macs = model.macs_per_byte()
     held_out = ", ".join(f"`{h}`" for h in HELD_OUT_FILES)
     seen = state["step"] * args.batch * args.bptt
+    stored = ("integer (int8 weights, int32 input table, integer lookup tables)"
+              if isinstance(model, QuantizedByteLM) else model.config.step_dtype)
+    training = (f"| training | {state['step']} steps of {args.batch} x {args.bptt} bytes "
+                f"({seen:,} bytes seen) in windows of {args.window} bytes started cold "
+                f"(truncated BPTT), folders sampled with alpha {args.sampling_alpha}, AdamW lr "
+                f"{args.lr} cosine, seed {args.seed}, quantization-aware: "
+                f"{'no' if args.no_qat else 'yes'} |\n"
+                f"| training time | {state['elapsed'] / 60:.1f} min of wall time{cpu}, "
+                f"{args.threads} thread(s), device {args.device} |\n"
+                f"| training data | `{args.data}`: {train_bytes:,} bytes (all `*.txt` but the "
+                "held-out pieces) |")
+    if state.get("source"):
+        training = (f"| source | converted from the float model {state['source']} (round to "
+                    "nearest, per-row int8); its training is in its own card |")
     return f"""# {args.name}: byte-level recurrent language model
 
 Used by `genjscc compress --model small`. Symbols are bytes, so any input codes; each chunk
@@ -388,16 +513,11 @@ starts from the model's initial state and a begin-of-chunk input (see docs/lm-co
 | architecture | {model.describe()} -> linear 256 |
 | parameters | {model.num_parameters():,} |
 | multiply-adds per byte (coding) | {macs:,} (FLOPs per byte about {2 * macs:,}) |
-| weights | `{out.name}`, {model.config.step_dtype} safetensors, {out.stat().st_size:,} bytes, \
+| weights | `{out.name}`, {stored} safetensors, {out.stat().st_size:,} bytes, \
 sha256 `{sha}` |
-| training data | `{args.data}`: {train_bytes:,} bytes (all `*.txt` but the held-out pieces) |
 | held out (validation) | whole files {held_out}; the last {args.tail_fraction:.0%} of each \
 file over 4 MiB (concatenated documentation), cut at a blank line |
-| training | {state["step"]} steps of {args.batch} x {args.bptt} bytes ({seen:,} bytes seen) in \
-windows of {args.window} bytes started cold (truncated BPTT), folders sampled with \
-alpha {args.sampling_alpha}, AdamW lr {args.lr} cosine, seed {args.seed} |
-| training time | {state["elapsed"] / 60:.1f} min of wall time on a shared machine{cpu}, \
-{args.threads} thread(s), device {args.device} |
+{training}
 
 Commands (the run, then each resume):
 
@@ -405,8 +525,9 @@ Commands (the run, then each resume):
 
 ## Validation (bits per byte, first {args.valid_bytes:,} bytes of each held-out piece)
 
-Cross-entropy through the coding step in 2048-byte chunks, each started cold as the coder does
-(the ideal code length, before the 24-bit quantization of the probabilities). The real coded
+Code length through the coding step in 2048-byte chunks, each started cold as the coder does
+(an integer model's exact frequency tables; a float model's cross-entropy before the 24-bit
+quantization of its probabilities). The real coded
 size adds the container: about 90 bytes, plus 16 bytes of chunk table and 0 to 4 bytes of
 range-coder flush per chunk (about 0.07 bits/byte at 2048-byte chunks); the coded sizes,
 speeds and the classic compressors are in docs/benchmarks.md (`benchmarks/bench_lm.py`).

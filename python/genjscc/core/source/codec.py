@@ -7,10 +7,14 @@ b'hello world'
 
 ``compress`` cuts the input into chunks of ``chunk_size`` bytes, turns each into the model's
 symbols, range-codes the chunks independently (``rows`` of them stepped together, see
-:mod:`genjscc.core.source.coding`) and writes a container
-(:mod:`genjscc.core.source.container`). ``decompress`` checks the container, refuses another
-model, decodes the chunks that passed their CRCs, checks each decoded chunk against the CRC of
-its original bytes, and reports the chunks it could not recover.
+:mod:`genjscc.core.source.coding`), codes each chunk with xz and zstd too and keeps, per
+chunk, the smallest of the four (model, xz, zstd, stored), and writes a container
+(:mod:`genjscc.core.source.container`). When the whole input coded by xz or zstd as one piece
+is smaller still (binary or already compressed data, where a 2 KiB window loses to a long
+one), the container holds that instead: one large chunk per 16 MiB. ``decompress`` checks the
+container, refuses another model or another float arithmetic, decodes the chunks that passed
+their CRCs, checks each decoded chunk against the CRC of its original bytes, and reports the
+chunks it could not recover.
 """
 
 from __future__ import annotations
@@ -21,24 +25,35 @@ from pathlib import Path
 
 import torch
 
+from genjscc.core.source.classic import (
+    CLASSIC_METHODS,
+    ClassicDecodeError,
+    classic_compress,
+    classic_decompress,
+)
 from genjscc.core.source.coding import PRECISION, Progress, decode_chunks, encode_chunks
 from genjscc.core.source.container import (
     MAX_CHUNK_SIZE,
     ContainerError,
     ContainerHeader,
+    ParsedContainer,
     chunk_count,
     crc32,
-    is_stored,
     pack_container,
     parse_container,
     placeholder,
 )
-from genjscc.core.source.lm import NextSymbolModel, device_kind
+from genjscc.core.source.lm import NextSymbolModel, arithmetic_of, device_kind
 from genjscc.errors import GenjsccError
 
 DEFAULT_CHUNK_SIZE = 2048
 SMALL_ALIAS = {"small": "lm-small"}
 SMOLLM2_NAMES = ("smollm2", "smollm2-135m")
+
+
+class ArithmeticMismatch(ContainerError):
+    """A float model's container made on another arithmetic than this machine's: it cannot
+    be decoded here (refused before decoding)."""
 
 
 @dataclass
@@ -85,7 +100,7 @@ def load_model(spec: str, device: torch.device | str = "cpu") -> NextSymbolModel
     """
     kind = device_kind(device)
     if kind == "cuda" and not torch.cuda.is_available():
-        raise GenjsccError("--device cuda requested but torch sees no CUDA device")
+        raise GenjsccError("device 'cuda' requested but torch sees no CUDA device")
     path = Path(spec).expanduser()
     if path.exists():
         return _load_cached(str(path.resolve()), kind)
@@ -94,7 +109,6 @@ def load_model(spec: str, device: torch.device | str = "cpu") -> NextSymbolModel
 
 @lru_cache(maxsize=4)
 def _load_cached(spec: str, device: str) -> NextSymbolModel:
-    from genjscc.core.source.small import SmallByteCoderModel, load_small_lm
     from genjscc.zoo import get_model, list_models, sha256_file
 
     path = Path(spec)
@@ -103,8 +117,7 @@ def _load_cached(spec: str, device: str) -> NextSymbolModel:
 
         return load_hf_directory(path, device=device)
     if path.is_file():
-        return SmallByteCoderModel(load_small_lm(path, device), f"file:{path.name}",
-                                   sha256_file(path), device)
+        return _byte_model(path, f"file:{path.name}", sha256_file(path), device)
     if spec in SMOLLM2_NAMES:
         from genjscc.core.source.smollm2 import load_smollm2
 
@@ -116,8 +129,21 @@ def _load_cached(spec: str, device: str) -> NextSymbolModel:
                            "or a Hugging Face model directory")
     entry = get_model(spec)
     entry.verify()
-    return SmallByteCoderModel(load_small_lm(entry.path, device), entry.name, entry.sha256,
-                               device)
+    return _byte_model(entry.path, entry.name, entry.sha256, device)
+
+
+def _byte_model(path: Path, model_id: str, sha256: str, device: str) -> NextSymbolModel:
+    """A byte-level weights file: integer (exact) or float (this machine's arithmetic)."""
+    from genjscc.core.source.quantized import (
+        QuantizedCoderModel,
+        is_quantized_file,
+        load_quantized_lm,
+    )
+    from genjscc.core.source.small import SmallByteCoderModel, load_small_lm
+
+    if is_quantized_file(path):
+        return QuantizedCoderModel(load_quantized_lm(path, device), model_id, sha256)
+    return SmallByteCoderModel(load_small_lm(path, device), model_id, sha256, device)
 
 
 def model_for_container(blob: bytes, device: torch.device | str = "cpu",
@@ -136,7 +162,7 @@ def model_for_container(blob: bytes, device: torch.device | str = "cpu",
 
 def compress(data: bytes, model: NextSymbolModel, chunk_size: int = DEFAULT_CHUNK_SIZE,
              batch: int | None = None, threads: int = 1,
-             progress: Progress | None = None) -> bytes:
+             progress: Progress | None = None, keep_chunks: bool = False) -> bytes:
     """Compress ``data`` into a container.
 
     Args:
@@ -147,6 +173,9 @@ def compress(data: bytes, model: NextSymbolModel, chunk_size: int = DEFAULT_CHUN
             ``min(batch, number of chunks)``); default ``model.default_batch``.
         threads: torch threads while coding (stored; the decoder uses the same).
         progress: called as ``progress(coded_now, total_symbols)`` after each step.
+        keep_chunks: never replace the chunked container by the whole input coded as one
+            classic piece (for links that lose packets: a loss then costs only the chunks it
+            hits, not the whole input).
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
@@ -175,16 +204,45 @@ def compress(data: bytes, model: NextSymbolModel, chunk_size: int = DEFAULT_CHUN
         precision=PRECISION, device=_compute_kind(model), model_id=model.model_id,
         model_sha256=model.weights_sha256,
         torch_version=getattr(model, "torch_version", None) or torch.__version__,
-        row_block=getattr(model, "row_block", 1))
+        row_block=getattr(model, "row_block", 1), arithmetic=arithmetic_of(model))
     n_symbols = [len(s) for s in symbols]
+    methods = ["model"] * len(pieces)
     for index, piece in enumerate(pieces):
-        if len(payloads[index]) >= len(piece):  # coding does not pay: store the bytes
-            payloads[index], n_symbols[index] = piece, 0
-    return pack_container(header, payloads, n_symbols, [crc32(p) for p in pieces])
+        best = _best_classic(piece)
+        if len(best[1]) < len(payloads[index]):
+            methods[index], payloads[index], n_symbols[index] = best[0], best[1], 0
+    blob = pack_container(header, payloads, n_symbols, [crc32(p) for p in pieces], methods)
+    whole = None if keep_chunks else _classic_container(data, header)
+    return whole if whole is not None and len(whole) < len(blob) else blob
+
+
+def _best_classic(piece: bytes) -> tuple[str, bytes]:
+    """The smallest of ``piece`` stored, xz-coded and zstd-coded: ``(method, payload)``."""
+    best = ("stored", piece)
+    for method in CLASSIC_METHODS:
+        payload = classic_compress(method, piece)
+        if len(payload) < len(best[1]):
+            best = (method, payload)
+    return best
+
+
+def _classic_container(data: bytes, header: ContainerHeader) -> bytes | None:
+    """The whole input coded by the best classic method in chunks of up to 16 MiB (a long
+    window beats 2 KiB chunks on data the model cannot predict), or None for empty input."""
+    if not data:
+        return None
+    size = min(len(data), MAX_CHUNK_SIZE)
+    pieces = [data[i:i + size] for i in range(0, len(data), size)]
+    best = [_best_classic(piece) for piece in pieces]
+    whole = ContainerHeader(**{**header.__dict__, "chunk_size": size, "rows": 1,
+                               "n_chunks": len(pieces)})
+    return pack_container(whole, [p for _, p in best], [0] * len(pieces),
+                          [crc32(p) for p in pieces], [m for m, _ in best])
 
 
 def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = False,
-               progress: Progress | None = None) -> DecompressResult:
+               progress: Progress | None = None, threads: int | None = None
+               ) -> DecompressResult:
     """Decompress a container; damaged chunks are reported, never silently wrong.
 
     Args:
@@ -193,50 +251,84 @@ def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = Fals
         use_placeholder: write lost chunks as marked filler of their original length
             instead of leaving them out.
         progress: called as ``progress(decoded_now, total_symbols)`` after each step.
+        threads: torch threads while decoding the container of an exact model (default:
+            the container's); a float model always decodes with the container's count.
 
     Raises:
         ContainerError: not a container, corrupt header, or made with another model.
     """
     parsed = parse_container(blob)
     header = parsed.header
+    _check_model(header, model)
+    model = _with_row_block(model, header.row_block)
+    problems = dict(parsed.problems)
+    entries = parsed.entries
+    coded = [p if e is not None and e.method == "model" else None
+             for p, e in zip(parsed.payloads, entries, strict=True)]
+    n_symbols = [e.n_symbols if e is not None else 0 for e in entries]
+    if threads is None or not getattr(model, "arithmetic", ""):
+        threads = header.threads
+    decoded = decode_chunks(model, coded, n_symbols, rows=header.rows, threads=threads,
+                            progress=progress) if any(p is not None for p in coded) \
+        else [None] * len(entries)
+    parts = []
+    for index, (entry, symbols) in enumerate(zip(entries, decoded, strict=True)):
+        if index not in problems:
+            plain, problem = _chunk_bytes(index, entry, symbols, model, parsed)
+            if problem is None:
+                parts.append(plain)
+                continue
+            problems[index] = problem
+        if use_placeholder:
+            parts.append(placeholder(index, header.chunk_length(index)))
+    warnings = [f"{parsed.trailing_bytes} unexpected bytes after the last chunk"
+                ] if parsed.trailing_bytes else []
+    return DecompressResult(b"".join(parts), dict(sorted(problems.items())), header.n_chunks,
+                            header, warnings)
+
+
+def _check_model(header: ContainerHeader, model: NextSymbolModel) -> None:
+    """Refuse, before any decoding, a model or an arithmetic that cannot decode the
+    container."""
     if header.model_sha256 != model.weights_sha256:
         if header.model_id == model.model_id:  # e.g. lm-small of an older genjscc
             raise ContainerError(
                 f"this container was made with other weights of {header.model_id!r} (sha256 "
                 f"{header.model_sha256[:12]}...) than the ones here "
                 f"({model.weights_sha256[:12]}...): decompress it with the genjscc version "
-                "that made it, or pass those weights with --model PATH")
+                "that made it, or pass those weights as the model path")
         raise ContainerError(
             f"this container was made with model {header.model_id!r} (weights sha256 "
             f"{header.model_sha256[:12]}...), not {model.model_id!r} "
-            f"({model.weights_sha256[:12]}...); decompress with --model {header.model_id}")
+            f"({model.weights_sha256[:12]}...); decompress it with model {header.model_id!r}")
     if header.precision != PRECISION:
         raise ContainerError(f"container uses {header.precision}-bit probabilities; this "
                              f"genjscc codes with {PRECISION}")
-    model = _with_row_block(model, header.row_block)
-    problems = dict(parsed.problems)
-    stored = [e is not None and is_stored(e) for e in parsed.entries]
-    n_symbols = [e.n_symbols if e is not None else 0 for e in parsed.entries]
-    coded = [None if keep else p for p, keep in zip(parsed.payloads, stored, strict=True)]
-    decoded = decode_chunks(model, coded, n_symbols, rows=header.rows,
-                            threads=header.threads, progress=progress)
-    parts = []
-    for index, (entry, symbols) in enumerate(zip(parsed.entries, decoded, strict=True)):
-        if index not in problems and stored[index]:
-            if crc32(parsed.payloads[index]) != entry.plain_crc:  # payload CRC passed: a bug
-                problems[index] = "stored bytes fail their CRC"
-            else:
-                parts.append(parsed.payloads[index])
-                continue
-        if index not in problems:
-            problems.update(_check_decoded(index, entry, symbols, model, header))
-        if index not in problems:
-            parts.append(model.detokenize(symbols))
-        elif use_placeholder:
-            parts.append(placeholder(index, header.chunk_length(index)))
-    warnings = [f"{parsed.trailing_bytes} unexpected bytes after the last chunk"
-                ] if parsed.trailing_bytes else []
-    return DecompressResult(b"".join(parts), problems, header.n_chunks, header, warnings)
+    here = arithmetic_of(model)
+    if header.arithmetic and header.arithmetic != here:
+        raise ArithmeticMismatch(
+            f"this container's probabilities were computed by another arithmetic than this "
+            f"machine's: made with {header.arithmetic!r}, here {here!r}; float models decode "
+            "only where their arithmetic is the same (decode on a machine like the encoder's)")
+
+
+def _chunk_bytes(index: int, entry, symbols: list[int] | None, model: NextSymbolModel,
+                 parsed: ParsedContainer) -> tuple[bytes, str | None]:
+    """The original bytes of a located chunk, or a reason why they cannot be had."""
+    payload = parsed.payloads[index]
+    if entry.method == "stored":
+        plain = payload
+    elif entry.method in CLASSIC_METHODS:
+        try:
+            plain = classic_decompress(entry.method, payload, entry.original_length)
+        except ClassicDecodeError as error:
+            return b"", str(error)
+    else:
+        problem = _check_decoded(index, entry, symbols, model, parsed.header)
+        return (model.detokenize(symbols), None) if not problem else (b"", problem[index])
+    if len(plain) != entry.original_length or crc32(plain) != entry.plain_crc:
+        return b"", f"{entry.method} bytes fail their CRC"
+    return plain, None
 
 
 def _with_row_block(model: NextSymbolModel, row_block: int) -> NextSymbolModel:
@@ -268,8 +360,9 @@ def _check_decoded(index: int, entry, symbols: list[int] | None, model: NextSymb
             crc32(plain) == entry.plain_crc:
         return {}
     hint = ""
-    here = (_compute_kind(model), getattr(model, "torch_version", None) or torch.__version__)
-    if here != (header.device, header.torch_version):
-        hint = (f"; encoded on {header.device} with torch {header.torch_version}, decoded on "
-                f"{here[0]} with torch {here[1]}: probabilities are only reproducible on the same")
+    if not header.arithmetic:  # version 2: float arithmetic, not recorded
+        hint = (f"; this version-2 container recorded no arithmetic: it was coded on "
+                f"{header.device} with torch {header.torch_version} in float arithmetic, which "
+                "decodes only on a machine that rounds the same way (same CPU kernels); "
+                "re-encode it with this genjscc for a container any machine decodes")
     return {index: f"decoded bytes fail their CRC{hint}"}

@@ -218,8 +218,26 @@ _BUFFER_BYTES = 1 << 25  # float64 distributions buffered per micro-batch while 
 
 
 def _weights(probs: torch.Tensor, active: list[int], rows: int) -> np.ndarray:
-    """The active rows' quantized distributions as constriction takes them (``q - 1``)."""
-    return coder_weights(probs if len(active) == rows else probs[active])
+    """The active rows' quantized distributions as constriction takes them (``q - 1``).
+
+    An exact model's step already gives the integer table ``q``; a float model's
+    probabilities are quantized here."""
+    probs = probs if len(active) == rows else probs[active]
+    if not torch.is_floating_point(probs):
+        return integer_weights(probs)
+    return coder_weights(probs)
+
+
+def integer_weights(freqs: torch.Tensor | np.ndarray) -> np.ndarray:
+    """An exact model's integer table ``q`` (rows summing to ``2**24``, entries >= 1) as
+    constriction takes it: ``q - 1`` in float64. Checked, since a table that breaks the
+    contract would make the coder fail far from the cause."""
+    q = np.asarray(freqs.cpu().numpy() if isinstance(freqs, torch.Tensor) else freqs,
+                   dtype=np.int64)
+    if q.ndim != 2 or (q < 1).any() or (q.sum(axis=1) != 1 << PRECISION).any():
+        raise ValueError("an integer frequency table must have rows of entries >= 1 summing "
+                         f"to 2**{PRECISION}")
+    return (q - 1).astype(np.float64)
 
 
 def _steps(model: NextSymbolModel, rows: int, width: int

@@ -5,12 +5,19 @@ Byte layout (all integers little-endian; the tables are in docs/lm-compression.m
 * header: magic ``89 47 4A 5A 0D 0A 1A 0A`` (``\\x89GJZ\\r\\n\\x1a\\n``, PNG-style, so
   text-mode mangling is caught), version, header length, original length, chunk size, chunk
   count, coder parameters (rows, threads, precision, device kind), model sha256, model id,
-  torch version, and a CRC-32 of all header bytes before it;
-* chunk table (version 2): one 16-byte entry per chunk: payload length, symbol count, CRC-32 of
-  the chunk's original bytes, and a CRC-32 of the entry's index, its first 12 bytes and the
-  payload;
-* payloads, in chunk order, each the range coder's 32-bit little-endian words, or (symbol
-  count 0) the chunk's original bytes, stored because coding would not shrink them.
+  torch version, (version 3) the arithmetic that computed the probabilities, and a CRC-32 of
+  all header bytes before it;
+* chunk table: one 16-byte entry per chunk: payload length, method and symbol count (version
+  3: method in the top 4 bits), CRC-32 of the chunk's original bytes, and a CRC-32 of the
+  entry's index, its first 12 bytes and the payload;
+* payloads, in chunk order: the range coder's 32-bit little-endian words (method ``model``),
+  the chunk's original bytes (``stored``), or a raw LZMA2 (``xz``) or zstd frame (``zstd``)
+  of them, whichever was smallest when the chunk was coded.
+
+Version 3's arithmetic field says whether any machine can decode: ``int8-lut/1`` (lm-small's
+integer inference) is the same everywhere; a float model records a fingerprint of the
+arithmetic (device, CPU kernel set and model, torch version, dtype), and a decoder whose own
+fingerprint differs refuses before decoding, naming both.
 
 Payload offsets are the running sums of the payload lengths. The parser locates the chunks
 from the front until an entry's CRC fails, then from the end of the container backwards, so a
@@ -34,8 +41,11 @@ from dataclasses import dataclass, field
 from genjscc.errors import GenjsccError
 
 MAGIC = b"\x89GJZ\r\n\x1a\n"
-VERSION = 2  # 2: 16-byte entries, stored chunks
-READ_VERSIONS = (1, 2)
+VERSION = 3  # 3: arithmetic field, per-chunk method; 2: 16-byte entries, stored chunks
+READ_VERSIONS = (1, 2, 3)
+METHODS = ("model", "stored", "xz", "zstd")  # version 3 entries: index in the top 4 bits
+METHOD_SHIFT = 28
+SYMBOLS_MASK = (1 << METHOD_SHIFT) - 1
 DEVICE_CODES = {"cpu": 0, "cuda": 1}
 ENTRY_SIZE = 16
 ROW_BLOCK_MASK = 0x0F  # flags bits holding log2 of the row block; the others must be 0
@@ -73,6 +83,9 @@ class ContainerHeader:
             two up to 2**15; 1 = no padding). Stored as its log2 in the low 4 bits of the
             header's flags byte, so a reader older than row blocks refuses such a container
             ("unknown flags") instead of decoding it wrong.
+        arithmetic: what computed the probabilities (version 3; ``""`` in older versions):
+            an exact arithmetic's name such as ``int8-lut/1``, or ``float:`` and a
+            fingerprint of the machine's arithmetic.
     """
 
     original_length: int
@@ -86,6 +99,7 @@ class ContainerHeader:
     model_sha256: str
     torch_version: str
     row_block: int = 1
+    arithmetic: str = ""
 
     def chunk_length(self, index: int) -> int:
         """Original bytes of chunk ``index`` (all ``chunk_size`` except maybe the last)."""
@@ -96,8 +110,9 @@ class ContainerHeader:
 class ChunkEntry:
     """A located and checked chunk: where its payload is and what its entry says.
 
-    ``payload_crc`` is version 2's CRC of the entry and payload (version 1: of the payload);
-    ``original_length`` is implied by the header in version 2.
+    ``payload_crc`` is the CRC of the entry and payload (version 1: of the payload);
+    ``original_length`` is implied by the header from version 2 on; ``method`` is one of
+    :data:`METHODS`.
     """
 
     offset: int
@@ -106,6 +121,7 @@ class ChunkEntry:
     n_symbols: int
     payload_crc: int
     plain_crc: int
+    method: str = "model"
 
 
 @dataclass
@@ -136,36 +152,50 @@ def _validate_header(h: ContainerHeader) -> None:
         raise ValueError(f"chunk size must be in [1, {MAX_CHUNK_SIZE}], got {h.chunk_size}")
     if h.n_chunks != chunk_count(h.original_length, h.chunk_size):
         raise ValueError("n_chunks does not match original_length and chunk_size")
-    if not 1 <= h.rows <= 0xFFFF or not 1 <= h.threads <= 0xFF:
-        raise ValueError("rows must be in [1, 65535] and threads in [1, 255]")
+    if not 1 <= h.rows <= max(1, h.n_chunks) or not 1 <= h.threads <= 0xFF:
+        # rows above the chunk count would only make a decoder step empty rows
+        raise ValueError("rows must be in [1, number of chunks] and threads in [1, 255]")
     if h.device not in DEVICE_CODES:
         raise ValueError(f"device must be one of {sorted(DEVICE_CODES)}")
     if h.row_block not in ROW_BLOCKS:
         raise ValueError(f"row_block must be a power of two in [1, {ROW_BLOCKS[-1]}]")
     if len(bytes.fromhex(h.model_sha256)) != 32:
         raise ValueError("model_sha256 must be 64 hex digits")
+    if len(h.arithmetic.encode("utf-8")) > 255:
+        raise ValueError("arithmetic longer than 255 bytes")
 
 
 def pack_container(header: ContainerHeader, payloads: list[bytes], n_symbols: list[int],
-                   plain_crcs: list[int]) -> bytes:
-    """Serialize a container; ``payloads``, ``n_symbols``, ``plain_crcs`` have one per chunk."""
+                   plain_crcs: list[int], methods: list[str] | None = None) -> bytes:
+    """Serialize a container; ``payloads``, ``n_symbols``, ``plain_crcs`` and ``methods``
+    (default: ``model`` for every chunk) have one per chunk; a ``model`` chunk's symbol count
+    is below ``2**28``, other methods' are 0."""
     _validate_header(header)
-    if not len(payloads) == len(n_symbols) == len(plain_crcs) == header.n_chunks:
-        raise ValueError("need one payload, symbol count and CRC per chunk")
+    methods = methods or ["model"] * header.n_chunks
+    if not len(payloads) == len(n_symbols) == len(plain_crcs) == len(methods) \
+            == header.n_chunks:
+        raise ValueError("need one payload, symbol count, CRC and method per chunk")
     model_id = header.model_id.encode("utf-8")
     torch_version = header.torch_version.encode("ascii", "replace")[:255]
+    arithmetic = header.arithmetic.encode("utf-8")
     if len(model_id) > 255:
         raise ValueError("model id longer than 255 bytes")
-    header_length = _FIXED.size + 1 + len(model_id) + 1 + len(torch_version) + 4
+    header_length = _FIXED.size + 3 + len(model_id) + len(torch_version) + len(arithmetic) + 4
     head = _FIXED.pack(MAGIC, VERSION, header_length, header.original_length, header.chunk_size,
                        header.n_chunks, header.rows, header.threads, header.precision,
                        DEVICE_CODES[header.device], ROW_BLOCKS.index(header.row_block),
                        bytes.fromhex(header.model_sha256))
-    head += bytes([len(model_id)]) + model_id + bytes([len(torch_version)]) + torch_version
+    for field_bytes in (model_id, torch_version, arithmetic):
+        head += bytes([len(field_bytes)]) + field_bytes
     head += struct.pack("<I", crc32(head))
     table = bytearray()
     for index, payload in enumerate(payloads):
-        entry = _ENTRY.pack(len(payload), n_symbols[index], plain_crcs[index])
+        method, symbols = methods[index], n_symbols[index]
+        if method not in METHODS or not 0 <= symbols <= SYMBOLS_MASK or \
+                (method != "model" and symbols):
+            raise ValueError(f"chunk {index}: method {method!r} with {symbols} symbols")
+        packed = METHODS.index(method) << METHOD_SHIFT | symbols
+        entry = _ENTRY.pack(len(payload), packed, plain_crcs[index])
         table += entry + struct.pack("<I", _entry_crc(index, entry, payload))
     return head + bytes(table) + b"".join(payloads)
 
@@ -199,7 +229,14 @@ def parse_header(data: bytes) -> tuple[ContainerHeader, int]:
         raise ContainerError("container header is corrupt (model id overruns it)")
     version_length = data[pos]
     torch_version = data[pos + 1:pos + 1 + version_length]
-    if pos + 1 + version_length != header_length - 4:
+    pos += 1 + version_length
+    arithmetic = b""
+    if version >= 3:
+        if pos >= header_length - 4:
+            raise ContainerError("container header is corrupt (torch version overruns it)")
+        arithmetic = data[pos + 1:pos + 1 + data[pos]]
+        pos += 1 + data[pos]
+    if pos != header_length - 4:
         raise ContainerError("container header is corrupt (inconsistent field lengths)")
     devices = {code: name for name, code in DEVICE_CODES.items()}
     if flags & ~ROW_BLOCK_MASK:
@@ -210,7 +247,7 @@ def parse_header(data: bytes) -> tuple[ContainerHeader, int]:
             rows=rows, threads=threads, precision=precision, device=devices[device_code],
             model_id=model_id.decode("utf-8"), model_sha256=sha.hex(),
             torch_version=torch_version.decode("ascii"),
-            row_block=ROW_BLOCKS[flags & ROW_BLOCK_MASK])
+            row_block=ROW_BLOCKS[flags & ROW_BLOCK_MASK], arithmetic=arithmetic.decode("utf-8"))
         _validate_header(header)
     except (KeyError, UnicodeDecodeError, ValueError) as error:
         raise ContainerError(f"container header is inconsistent: {error}") from error
@@ -225,7 +262,8 @@ def parse_container(data: bytes) -> ParsedContainer:
     """
     data = bytes(data)
     header, header_length = parse_header(data)
-    entry_size = ENTRY_SIZE if header_version(data) >= 2 else ENTRY_SIZE_V1
+    version = header_version(data)
+    entry_size = ENTRY_SIZE if version >= 2 else ENTRY_SIZE_V1
     table_end = header_length + entry_size * header.n_chunks
     if table_end > len(data):  # the payloads come after the table: nothing is left to decode
         present = (len(data) - header_length) // entry_size
@@ -240,12 +278,14 @@ def parse_container(data: bytes) -> ParsedContainer:
 
     def locate(index: int, offset: int) -> str | None:
         """None if chunk ``index`` checks out at ``offset`` (then its entry is recorded)."""
-        length, n_symbols, plain_crc = fields[index]
+        length, packed, plain_crc = fields[index]
         expected = header.chunk_length(index)
-        stored = n_symbols == 0 and expected > 0
+        method, n_symbols = _method_of(version, packed, expected)
         # a byte is at most 2 symbols (escaped byte of a token model)
-        if n_symbols > 2 * expected or (stored and length != expected) or \
-                (not stored and length % 4):
+        if method is None or n_symbols > 2 * expected or \
+                (method == "stored" and length != expected) or \
+                (method == "model" and (length % 4 or n_symbols == 0 < expected)) or \
+                (method in ("xz", "zstd") and (n_symbols or length == 0)):
             return "chunk table entry inconsistent with the header"
         if offset < table_end or offset + length > len(data):
             return "payload truncated" if offset >= table_end else "payload cannot be located"
@@ -253,7 +293,7 @@ def parse_container(data: bytes) -> ParsedContainer:
         crc = struct.unpack_from("<I", data, start + 12)[0]
         if _entry_crc(index, data[start:start + 12], data[offset:offset + length]) != crc:
             return "table entry or payload corrupt (CRC mismatch)"
-        entries[index] = ChunkEntry(offset, length, expected, n_symbols, crc, plain_crc)
+        entries[index] = ChunkEntry(offset, length, expected, n_symbols, crc, plain_crc, method)
         return None
 
     offset, first_bad = table_end, n
@@ -309,7 +349,7 @@ def _read_chunk_v1(data: bytes, header: ContainerHeader, header_length: int, tab
     expected_length = header.chunk_length(index)
     # a byte is at most 2 symbols; version 1 has no stored chunks (symbol count 0)
     if entry.original_length != expected_length or entry.n_symbols > 2 * expected_length \
-            or is_stored(entry):
+            or (entry.n_symbols == 0 and entry.original_length > 0):
         return None, None, "chunk table entry inconsistent with the header"
     if entry.offset < table_end or entry.payload_length % 4:
         return entry, None, "chunk table entry has an impossible payload offset or length"
@@ -321,11 +361,19 @@ def _read_chunk_v1(data: bytes, header: ContainerHeader, header_length: int, tab
     return entry, payload, None
 
 
+def _method_of(version: int, packed: int, expected: int) -> tuple[str | None, int]:
+    """(method, symbol count) of a table entry's second field; method None if unknown."""
+    if version < 3:  # version 2: symbol count 0 of a non-empty chunk = stored
+        return ("stored" if packed == 0 and expected > 0 else "model"), packed
+    code = packed >> METHOD_SHIFT
+    return (METHODS[code] if code < len(METHODS) else None), packed & SYMBOLS_MASK
+
+
 def is_stored(entry: ChunkEntry) -> bool:
-    """A stored chunk (version 2): no symbols, the payload is the original bytes. The encoder
-    stores a chunk when range coding would not make it smaller (random or unusual binary
-    data), so no chunk costs more than its own length plus its table entry."""
-    return entry.n_symbols == 0 and entry.original_length > 0
+    """A stored chunk: the payload is the original bytes. The encoder stores a chunk when no
+    method makes it smaller (random or already compressed data), so no chunk costs more than
+    its own length plus its table entry."""
+    return entry.method == "stored"
 
 
 def header_version(data: bytes) -> int:

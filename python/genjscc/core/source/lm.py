@@ -1,28 +1,30 @@
 """Next-symbol probability models for lossless LM coding, and the rules that make them exact.
 
 A range coder only decodes what it encoded if the decoder sees *bit-identical* probabilities.
-Floats from a neural network are reproducible only when everything that shapes the arithmetic is
-the same on both sides, so every model used by :mod:`genjscc.core.source.coding` follows one
-protocol, :class:`NextSymbolModel`, and the coder drives it the same way when encoding and
-decoding:
+Every model used by :mod:`genjscc.core.source.coding` follows one protocol,
+:class:`NextSymbolModel`, and the coder drives it the same way when encoding and decoding.
+
+**Exact models** (``arithmetic`` names an exact arithmetic, e.g. lm-small's ``int8-lut/1``,
+:mod:`genjscc.core.source.fixed_point`) compute their frequency tables with integers: the
+same bits on every CPU, GPU, thread count and batch shape. Containers made with them decode
+on any machine.
+
+**Float models** (SmolLM2, local Hugging Face models, float byte models) give probabilities
+that are reproducible only where everything that shapes the float arithmetic is the same,
+so for them the coder also keeps:
 
 * **One code path.** Encoder and decoder both call ``start_state`` and then ``step`` once per
   symbol (incremental, KV-cached or recurrent). A full-sequence forward pass is never used for
   coding: its floats differ from the incremental pass (measured on SmolLM2: no row of 200 was
-  bit-identical), so a decoder using the other path fails.
-* **Fixed shapes.** A GEMM row's floats can depend on the batch shape (measured here with MKL:
-  a 1-, 2-, 3- or 5-row product differs from the same rows inside a 128-row product). The coder
-  therefore always calls ``step`` with exactly ``rows`` rows (padding rows when fewer chunks
-  remain), and a chunk always sits at the same row of the same micro-batch (chunk ``i`` at row
-  ``i % rows`` of micro-batch ``i // rows``). ``rows`` is stored in the container, so the
-  decoder's own batch size does not matter.
+  bit-identical).
+* **Fixed shapes.** A GEMM row's floats can depend on the batch shape, so the coder always
+  calls ``step`` with exactly ``rows`` rows (padding rows when fewer chunks remain), and chunk
+  ``i`` always sits at row ``i % rows`` of micro-batch ``i // rows``; ``rows`` is stored.
 * **Fixed thread count.** :func:`coding_threads` pins ``torch.set_num_threads`` while coding and
   restores it after; the count is stored in the container too.
-
-The guarantee and its limit: decoding reproduces the encoder's probabilities bit for bit on the
-same device type (CPU or CUDA), the same torch version and the same model weights (checked by
-sha256). Another CPU family, torch version or a GPU may round differently; then the per-chunk
-CRC of the decoded bytes fails and the chunk is reported corrupt, never silently wrong.
+* **A fingerprint of the arithmetic** (:func:`float_fingerprint`: device, CPU kernel set and
+  model or GPU name, torch version, dtype) is stored in the container; a decoder with another
+  fingerprint refuses before decoding, naming both, instead of losing every chunk.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class NextSymbolModel(Protocol):
         default_batch: chunks stepped together when the caller does not say (memory and
             speed trade-off of this model).
         device: where the model runs.
+        arithmetic: ``""`` for float models; else the name of the exact integer arithmetic
+            its ``step`` uses (containers record it; see the module docstring).
     """
 
     model_id: str
@@ -68,8 +72,9 @@ class NextSymbolModel(Protocol):
     def step(self, state: Any, tokens: torch.Tensor) -> tuple[Any, torch.Tensor]:
         """Feed one input symbol per row (int64, shape ``(batch,)``).
 
-        Returns the new state and the next-symbol probabilities, float32 of shape
-        ``(batch, vocab_size)`` on the CPU (rows sum to about 1).
+        Returns the new state and, on the CPU, shape ``(batch, vocab_size)``: float models
+        the next-symbol probabilities (float32, rows sum to about 1); exact models the
+        coder's integer frequency table (int64, rows sum to ``2**24``, entries >= 1).
         """
         ...
 
@@ -124,3 +129,30 @@ def device_kind(device: torch.device | str) -> str:
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"device must be cpu or cuda, got {device!r}")
     return kind
+
+
+def arithmetic_of(model: Any) -> str:
+    """What a container records about the arithmetic of ``model``'s probabilities: its exact
+    arithmetic's name, or ``float:`` and :func:`float_fingerprint` of where it runs (a remote
+    model carries the server's fingerprint)."""
+    exact = getattr(model, "arithmetic", "")
+    if exact:
+        return str(exact)
+    remote = getattr(model, "remote_fingerprint", "")
+    return "float:" + (remote or float_fingerprint(model.device))
+
+
+def float_fingerprint(device: torch.device | str) -> str:
+    """Device kind, kernel set and processor, torch version and default dtype: what decides
+    a float model's rounding. Short enough for the container's 255-byte field."""
+    from genjscc.machine import cpu_name
+
+    kind = device_kind(device)
+    if kind == "cuda":
+        where = torch.cuda.get_device_name(torch.device(device))
+        detail = f"{where}:cuda{torch.version.cuda}"
+    else:
+        detail = f"{torch.backends.cpu.get_cpu_capability()}:{cpu_name()}"
+        if not torch.backends.mkldnn.is_available() or not torch.backends.mkldnn.enabled:
+            detail += ":no-onednn"
+    return f"{kind}:{detail}:torch{torch.__version__}:{torch.get_default_dtype()}"[:240]

@@ -25,7 +25,6 @@ Weights are safetensors with the configuration in the file's metadata
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +32,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
 
+from genjscc.core.source.fixed_point import fake_quantize_rows, fake_quantize_states
 from genjscc.errors import GenjsccError
 
 BYTE_VOCAB = 256
@@ -42,9 +44,8 @@ FORMAT = "genjscc-lm-byte-rnn/2"
 FORMATS_READ = ("genjscc-lm-byte-gru/1", FORMAT)  # /1: GRU without a learned initial state
 CELLS = {"gru": 3, "lstm": 4}  # cell -> gates per layer
 STEP_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-ROW_BLOCK = 32  # rows: every coding step is padded to a multiple of this (see the coder model)
-MERGE_MAX_ROWS = 256  # rows: the largest merged step (a server merges no more)
-ROW_BLOCKS = tuple(1 << k for k in range(9))  # 1 ... MERGE_MAX_ROWS
+ROW_BLOCK = 32  # rows: float coding steps are padded to a multiple of this (see the coder model)
+ROW_BLOCKS = tuple(1 << k for k in range(9))  # 1 ... 256: the row blocks a float step takes
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class SmallByteLM(nn.Module):
         if c.learn_init:
             planes = 1 if c.cell == "gru" else 2
             self.init_state = nn.Parameter(torch.zeros(planes, c.layers, c.hidden))
+        self.fake_quant = False  # quantization-aware training (see forward)
         self._table: torch.Tensor | None = None
         self._step_weights: list[tuple[torch.Tensor, ...]] | None = None
 
@@ -131,9 +133,21 @@ class SmallByteLM(nn.Module):
         if state is None:
             state = self.initial_state(inputs.shape[0])
         hx = (state[0], state[1]) if self.is_lstm else state
-        out, final = self.rnn(self.embed(inputs), hx)
+        if not self.fake_quant:
+            out, final = self.rnn(self.embed(inputs), hx)
+            final = torch.stack(final) if self.is_lstm else final
+            return self.head(out), final
+        # quantization-aware training: the weights the integer model will use (int8 per
+        # row) and the head reading int8 hidden states; the recurrence inside the fused
+        # kernel keeps float states (the integer step rounds them: measured lossless)
+        weights = {name: fake_quantize_rows(p) for name, p in self.rnn.named_parameters()
+                   if name.startswith("weight_hh") or
+                   (name.startswith("weight_ih") and not name.endswith("l0"))}
+        out, final = functional_call(self.rnn, weights, (self.embed(inputs), hx))
         final = torch.stack(final) if self.is_lstm else final
-        return self.head(out), final
+        logits = F.linear(fake_quantize_states(out), fake_quantize_rows(self.head.weight),
+                          self.head.bias)
+        return logits, final
 
     def train(self, mode: bool = True) -> SmallByteLM:
         # weights may change: rebuild the coding tables on the next step
@@ -276,15 +290,15 @@ def load_small_lm(path: str | Path, device: torch.device | str = "cpu") -> Small
 
 
 class SmallByteCoderModel:
-    """:class:`~genjscc.core.source.lm.NextSymbolModel` over :class:`SmallByteLM`.
+    """:class:`~genjscc.core.source.lm.NextSymbolModel` over a *float* :class:`SmallByteLM`
+    (a file written with ``genjscc train lm --float``, or an older lm-small): its
+    probabilities are reproducible only on machines with the same float arithmetic (see
+    :mod:`genjscc.core.source.lm`). The shipped lm-small is integer
+    (:mod:`genjscc.core.source.quantized`) and decodes anywhere.
 
     Every step's matrix products run on a row count padded with zero rows up to a multiple of
-    ``row_block`` (the container stores it). Why: a GEMM row's floats can depend on the row
-    count (see :meth:`merges_exactly`), and a few fixed row counts are what let a server merge
-    the steps of many sessions into one call without changing a single float. The price: a
-    step of 1 row costs about 0.65 ms instead of 0.55 ms (lm-small, one thread here), one of
-    51 rows is computed as 64 (the prose sample of bench:lm codes 3.5 % slower); multiples of
-    32 rows cost the same as without.
+    ``row_block`` (containers store it; older genjscc versions coded in blocks of 32 rows so
+    that a server could merge sessions, and their containers decode the same way here).
 
     Args:
         model: the network.
@@ -303,15 +317,13 @@ class SmallByteCoderModel:
     def __init__(self, model: SmallByteLM, model_id: str, weights_sha256: str,
                  device: torch.device | str | None = None, row_block: int = ROW_BLOCK) -> None:
         if row_block not in ROW_BLOCKS:
-            raise ValueError(f"row_block must be a power of two in [1, {MERGE_MAX_ROWS}], "
+            raise ValueError(f"row_block must be a power of two in [1, {ROW_BLOCKS[-1]}], "
                              f"got {row_block!r}")
         self.device = torch.device(device) if device is not None else model.head.weight.device
         self.model = model.to(self.device).eval()
         self.model_id = model_id
         self.weights_sha256 = weights_sha256
         self.row_block = row_block
-        self._merge_checks: dict[tuple[int, int], bool] = {}
-        self._merge_references: dict[int, tuple[torch.Tensor, ...] | None] = {}
 
     def with_row_block(self, row_block: int) -> SmallByteCoderModel:
         """The same network stepping in blocks of ``row_block`` rows (shares the weights)."""
@@ -334,83 +346,3 @@ class SmallByteCoderModel:
 
     def detokenize(self, symbols: list[int]) -> bytes:
         return bytes(symbols)
-
-    # ------------------------------------------------------------ merged steps (servers)
-
-    def step_merged(self, states: list[torch.Tensor], tokens: list[torch.Tensor]
-                    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Step several independent row groups (a server's LM sessions) in one call.
-
-        The groups' rows are concatenated along the state's row axis into one :meth:`step`
-        (padded to a multiple of ``row_block`` like any step, at most :data:`MERGE_MAX_ROWS`
-        rows). Returns each group's ``(state, probabilities)``. They equal stepping each group
-        alone only when :meth:`merges_exactly` accepts every group's row count and the total:
-        check first.
-        """
-        sizes = [int(t.shape[0]) for t in tokens]
-        if not states or len(states) != len(sizes) or sum(sizes) > MERGE_MAX_ROWS:
-            raise ValueError(f"a merged step takes 1 to {MERGE_MAX_ROWS} rows in one state "
-                             f"per token array, got {sizes}")
-        state, probs = self.step(torch.cat(states, dim=-2), torch.cat(tokens))
-        bounds = [0, *itertools.accumulate(sizes)]
-        return [(state[..., a:b, :].contiguous(), probs[a:b])
-                for a, b in itertools.pairwise(bounds)]
-
-    def merges_exactly(self, rows: int) -> bool:
-        """Whether a step of ``rows`` rows gives every row bit for bit the state and
-        probabilities that row gets in a reference step of :data:`MERGE_MAX_ROWS` rows, on this
-        machine at the current torch thread count. Sessions whose row counts pass, merged
-        into a call whose total passes, get exactly what each would get alone.
-
-        Whether a GEMM row's floats depend on the row count is up to the BLAS library and the
-        CPU (measured here with oneDNN's bfloat16 GEMM: most row counts below 34 give other
-        floats than the same rows among 64, 34 to 265 the same, 266 and more other floats
-        again; row blocks of 32 keep every count in that range), so it is measured, not
-        assumed: once per thread count, a reference step of :data:`MERGE_MAX_ROWS` distinct
-        rows must give the same floats with its rows permuted and cut at every multiple of
-        ``row_block``; then each ``rows`` is checked once against it (one step alone) and
-        remembered. A server merges a session's steps with others only when this holds, so
-        merging never changes what a client decodes. Without row blocks (``row_block`` 1)
-        nothing is merged: the row counts are then too many to check.
-        """
-        if self.row_block == 1 or not 1 <= rows <= MERGE_MAX_ROWS:
-            return False
-        key = (torch.get_num_threads(), rows)
-        if key not in self._merge_checks:
-            reference = self._merge_reference(key[0])
-            if reference is None:
-                self._merge_checks[key] = False
-            else:
-                state, tokens, new_state, probs = reference
-                alone_state, alone_probs = self.step(state[..., :rows, :].contiguous(),
-                                                     tokens[:rows])
-                self._merge_checks[key] = (torch.equal(alone_probs, probs[:rows])
-                                           and torch.equal(alone_state, new_state[..., :rows, :]))
-        return self._merge_checks[key]
-
-    def _merge_reference(self, threads: int) -> tuple[torch.Tensor, ...] | None:
-        """Distinct states and tokens of :data:`MERGE_MAX_ROWS` rows and their step, or None
-        when a step's floats depend on the rows' positions or on the row count."""
-        if threads in self._merge_references:
-            return self._merge_references[threads]
-        gen = torch.Generator().manual_seed(0)
-        rows = MERGE_MAX_ROWS
-
-        def random_tokens() -> torch.Tensor:
-            return torch.randint(0, BYTE_VOCAB, (rows,), generator=gen).to(self.device)
-
-        state = self.start_state(rows)
-        for _ in range(4):  # a few random bytes make every row's state different
-            state, _ = self.step(state, random_tokens())
-        tokens = random_tokens()
-        new_state, probs = self.step(state, tokens)
-        perm = torch.randperm(rows, generator=gen)
-        s, p = self.step(state.index_select(-2, perm.to(self.device)), tokens[perm])
-        ok = torch.equal(p, probs[perm]) and torch.equal(s, new_state.index_select(
-            -2, perm.to(self.device)))
-        for m in range(self.row_block, rows, self.row_block):
-            s, p = self.step(state[..., :m, :].contiguous(), tokens[:m])
-            ok = ok and torch.equal(p, probs[:m]) and torch.equal(s, new_state[..., :m, :])
-        reference = (state, tokens, new_state, probs) if ok else None
-        self._merge_references[threads] = reference
-        return reference
