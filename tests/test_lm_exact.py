@@ -241,3 +241,18 @@ def test_other_arithmetic_name_is_refused(small) -> None:
     tampered = head + crc32(head).to_bytes(4, "little") + tampered[length:]
     with pytest.raises(ContainerError, match="another arithmetic"):
         decompress(tampered, small)
+
+
+def test_crafted_header_with_more_rows_than_chunks_is_refused_before_work(small) -> None:
+    """A 2-chunk container whose header claims 65535 rows (CRC recomputed): refused at once,
+    where it used to make the decoder step 65535 rows per symbol."""
+    import struct
+
+    from genjscc.core.source.container import crc32, parse_header
+
+    blob = bytearray(compress(TEXT[:300], small, chunk_size=150, keep_chunks=True))
+    _, length = parse_header(bytes(blob))
+    struct.pack_into("<H", blob, 28, 0xFFFF)  # rows
+    struct.pack_into("<I", blob, length - 4, crc32(bytes(blob[:length - 4])))
+    with pytest.raises(ContainerError, match="rows"):
+        decompress(bytes(blob), small)
