@@ -332,7 +332,11 @@ class RxFrame:
 
 @dataclass
 class RxStats:
-    """Counters of a receiver (cumulative)."""
+    """Counters of a receiver (cumulative).
+
+    ``detections`` = ``frames`` + ``header_failures`` (preambles whose frame was complete);
+    ``truncated`` counts frames cut off at the end of a non-streaming ``receive``.
+    """
 
     detections: int = 0
     frames: int = 0
@@ -364,10 +368,13 @@ class BurstOfdmRx:
         self._crc = CRC(_HEADER_CRC)
         self._header_decoder = None
 
-    def receive(self, samples: np.ndarray | torch.Tensor) -> list[RxFrame]:
+    def receive(self, samples: np.ndarray | torch.Tensor,
+                incomplete: list[Detection] | None = None) -> list[RxFrame]:
         """All frames found in ``samples`` (complex ``[T]`` or ``[B, T]``).
 
-        Frames that run past the end are counted in ``stats.truncated`` and skipped.
+        Frames that run past the end are skipped: appended to ``incomplete`` when it is given
+        (a streaming caller keeps their samples for the next call), otherwise counted in
+        ``stats.truncated``.
         """
         x = torch.as_tensor(samples)
         if x.dim() == 1:
@@ -382,25 +389,27 @@ class BurstOfdmRx:
         for det in detections:
             if det.start < last_end.get(det.row, 0):
                 continue  # a correlation inside a frame already decoded
-            self.stats.detections += 1
-            frame = self.demodulate(x_np[det.row], det)
+            frame = self.demodulate(x_np[det.row], det, incomplete)
             if frame is not None:
                 frames.append(frame)
                 last_end[det.row] = frame.end
         return frames
 
-    def demodulate(self, x: np.ndarray, det: Detection) -> RxFrame | None:
+    def demodulate(self, x: np.ndarray, det: Detection,
+                   incomplete: list[Detection] | None = None) -> RxFrame | None:
         """Demodulate the frame whose preamble ``det`` found in the stream ``x`` (``[T]``).
 
-        Returns None (and counts why in ``stats``) if the header fails or the frame is cut.
+        Returns None if the header fails (counted) or the frame is cut (appended to
+        ``incomplete`` if given, else counted in ``stats.truncated``).
         """
         cfg, lay = self.config, self.layout
+        if det.start + cfg.preamble_len + cfg.training_len + cfg.cp_len > x.size:
+            return self._cut(det, incomplete)
         cfo = self.detector.refine_cfo(x, det.start, det.cfo)
         train0 = det.start + cfg.preamble_len + 2 * cfg.cp_len - cfg.backoff
         body0 = train0 + cfg.num_training * cfg.fft_len + cfg.cp_len
         if body0 + (cfg.header_symbols or 1) * cfg.symbol_len > x.size:
-            self.stats.truncated += 1
-            return None
+            return self._cut(det, incomplete)
         train_starts = train0 + cfg.fft_len * np.arange(cfg.num_training)
         train = self._spectra(x, train_starts, cfo)
         # Residual CFO from the phase advance between the repeated training symbols.
@@ -423,13 +432,13 @@ class BurstOfdmRx:
             head = self._body(x, body0, cfo, cfg.header_symbols)
             header = self._decode_header(head, gain, noise_var, mse)
             if header is None:
+                self.stats.detections += 1
                 self.stats.header_failures += 1
                 return None
             num = header.num_symbols
         total = cfg.header_symbols + num
         if body0 + total * cfg.symbol_len > x.size:
-            self.stats.truncated += 1
-            return None
+            return self._cut(det, incomplete)
         body = self._body(x, body0, cfo, total)
         # Pilot tracking over header and data symbols.
         h_p = np.array([gain[k] for k in lay.pilots])
@@ -451,6 +460,7 @@ class BurstOfdmRx:
         snr = float(np.mean(power + mse_d)) / max(noise_var, 1e-30)
         symbols = data / h_d[None, :]
         nv = np.broadcast_to((noise_var + mse_d) / np.maximum(power, 1e-30), symbols.shape)
+        self.stats.detections += 1
         self.stats.frames += 1
         return RxFrame(
             row=det.row, start=det.start, end=int(body0 + total * cfg.symbol_len - cfg.cp_len
@@ -464,6 +474,13 @@ class BurstOfdmRx:
         )
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _cut(self, det: Detection, incomplete: list[Detection] | None) -> None:
+        if incomplete is None:
+            self.stats.truncated += 1
+        else:
+            incomplete.append(det)
+        return None
 
     def _spectra(self, x: np.ndarray, starts: np.ndarray, cfo: float) -> np.ndarray:
         """Orthonormal FFTs of ``fft_len`` windows at ``starts`` after removing the CFO."""
