@@ -387,8 +387,10 @@ class BurstOfdmRx:
         detections = self.detector.detect(x)
         last_end: dict[int, int] = {}
         for det in detections:
-            if det.start < last_end.get(det.row, 0):
-                continue  # a correlation inside a frame already decoded
+            # A correlation inside a frame already decoded; the next frame may start a few
+            # samples before the estimated end (timing error, sample-rate offset).
+            if det.start < last_end.get(det.row, 0) - self.config.cp_len:
+                continue
             frame = self.demodulate(x_np[det.row], det, incomplete)
             if frame is not None:
                 frames.append(frame)

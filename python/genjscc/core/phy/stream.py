@@ -77,7 +77,8 @@ class StreamReceiver:
         frames = self.rx.receive(self._buf, incomplete)
         keep_from = self._buf.size - (cfg.preamble_len - 1)  # starts not yet testable
         if frames:
-            keep_from = max(keep_from, max(f.end for f in frames))
+            # Keep a cyclic prefix before the end: the next frame may start that early.
+            keep_from = max(keep_from, max(f.end for f in frames) - cfg.cp_len)
         if incomplete:
             keep_from = min(keep_from, min(d.start for d in incomplete))
         keep_from = max(0, min(keep_from, self._buf.size))
