@@ -26,6 +26,7 @@ noise ``(N0 + mse_k) / |H_k|^2`` (sign convention of docs/conventions.md).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -440,7 +441,8 @@ class BurstOfdmRx:
             num = header.num_symbols
         total = cfg.header_symbols + num
         if body0 + total * cfg.symbol_len > x.size:
-            return self._cut(det, incomplete)
+            end = det.start + cfg.frame_len(num)
+            return self._cut(dataclasses.replace(det, frame_end=end), incomplete)
         body = self._body(x, body0, cfo, total)
         # Pilot tracking over header and data symbols.
         h_p = np.array([gain[k] for k in lay.pilots])

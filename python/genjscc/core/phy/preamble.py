@@ -53,12 +53,14 @@ class Detection:
         start: sample index of the first preamble sample in that row.
         cfo: carrier frequency offset estimate, cycles per sample (subcarriers / fft_len).
         metric: the normalized correlation ``rho2`` in [0, 1] at ``start``.
+        frame_end: where the frame ends, once a receiver has read its header (else None).
     """
 
     row: int
     start: int
     cfo: float
     metric: float
+    frame_end: int | None = None
 
 
 def _zadoff_chu(length: int, root: int = 1) -> np.ndarray:

@@ -91,6 +91,10 @@ class StreamReceiver:
             f.end += self._offset
         self._offset += keep_from
         self._buf = self._buf[keep_from:]
-        # Next pass when a chunk of new samples has arrived.
+        # Next pass when a chunk of new samples has arrived, or, when a frame waits whose
+        # header told its length, once all of it is here (no header decoded twice).
         self._need = self._buf.size + self.chunk
+        ends = [d.frame_end for d in incomplete if d.frame_end is not None]
+        if ends and len(ends) == len(incomplete):
+            self._need = max(self._need, max(ends) - keep_from + cfg.cp_len)
         return frames
