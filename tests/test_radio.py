@@ -71,3 +71,51 @@ def test_bad_radio_and_missing_file_say_what_to_do(tmp_path, capsys):
     assert "zmq:tcp://HOST:PORT or uhd:" in capsys.readouterr().err
     assert main(["radio"]) == 2
     assert "send|channel|receive" in capsys.readouterr().err
+
+
+def test_receiver_survives_malformed_stream(tmp_path):
+    """NaN samples, a burst of zeros and a 40 dB level jump in the sample stream: the
+    receiver still writes the file exact and counts the NaNs."""
+    import torch
+    import zmq
+
+    from genjscc.commands.radio import PACKET_BLOCK_LEN
+    from genjscc.core.channel.emulator import ChannelEmulator
+    from genjscc.core.link.file_transfer import OVERHEAD, FileSender, PacketCodec
+    from genjscc.core.mapping import constellation
+    from genjscc.core.phy.burst_ofdm import BurstOfdmTx, FrameHeader
+
+    data = np.random.default_rng(5).bytes(3000)
+    sender = FileSender("garbled.bin", data, len(data), "none", PACKET_BLOCK_LEN)
+    codec = PacketCodec(PACKET_BLOCK_LEN + OVERHEAD, 80, 2)
+    tx, qpsk = BurstOfdmTx(), constellation("qpsk")
+    parts = []
+    for i in range(sender.num_source + 4):
+        bits = torch.from_numpy(codec.encode(sender.packet(i)))
+        frame = tx.modulate(qpsk.map(bits).numpy(), FrameHeader(80, "qpsk", False, i))
+        parts += [frame * (100.0 if i >= 4 else 1.0), np.zeros(3000, np.complex64)]
+    parts.insert(3, np.full(500, np.nan, np.complex64))
+    parts.insert(5, np.zeros(50_000, np.complex64))
+    parts.append(np.zeros(60_000, np.complex64))
+    stream = ChannelEmulator(es_n0_db=12.0, seed=1)(np.concatenate(parts))
+    port = free_port()
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.bind(f"tcp://127.0.0.1:{port}")
+    rx = genjscc("radio", "receive", "--radio", f"zmq:tcp://127.0.0.1:{port}", "--out",
+                 str(tmp_path), "--idle-timeout", "20", "--count", "1", "--json")
+    try:
+        raw = stream.tobytes()
+        for pos in range(0, len(raw), 32768):
+            push.send(raw[pos : pos + 32768])
+        out, err = rx.communicate(timeout=50)
+    finally:
+        rx.terminate()
+        rx.wait(timeout=10)
+        push.close(0)
+        ctx.term()
+    assert rx.returncode == 0, err[-2000:]
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert (tmp_path / "garbled.bin").read_bytes() == data
+    counters = lines[-1]["receiver"]
+    assert counters["non_finite"] >= 500
