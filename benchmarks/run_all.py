@@ -54,6 +54,7 @@ BENCHMARKS = [
     Benchmark("serve", "bench_serve.py", "Inference server: requests/s, latency, batching on/off"),
     Benchmark("jscc", "bench_jscc.py", "Deep JSCC against image codec + 5G LDPC + QAM with AMC"),
     Benchmark("lm", "bench_lm.py", "LM lossless compression against gzip, bzip2, xz, zstd, brotli"),
+    Benchmark("radio", "bench_radio.py", "Burst OFDM PHY: detection, coded BLER, CPU cost"),
 ]
 
 HEADER = """# Benchmarks

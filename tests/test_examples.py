@@ -27,6 +27,7 @@ MIN_RUN_S = 4.0
 MAX_RUN_S = 40.0
 # Text that shows data went through the whole chain, for examples that print it.
 EXPECTED_OUTPUT = {
+    "burst_ofdm_loopback": "snr_db",
     "coded_ofdm_loopback": "crc_ok . #t",
     "coded_pdu_loopback": "crc_ok . #t",
     "lm_source_loopback": "lm_ok . #t",
