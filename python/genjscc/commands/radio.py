@@ -36,6 +36,7 @@ examples:
   genjscc radio channel --from tcp://127.0.0.1:5600 --to tcp://127.0.0.1:5601 --snr 5 \\
       --cfo 0.3 --sro-ppm 20 --multipath 3tap &
   genjscc radio send notes.txt --radio zmq:tcp://127.0.0.1:5600 --rate 1e6
+  genjscc radio send notes.txt --mcs 12        16-QAM, rate 0.60 (MCS table 1)
   genjscc radio send photo.jpg --radio uhd:type=b200 --freq 2.45e9 --gain 60
 """
 
@@ -53,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="bpsk, qpsk, 16qam, 64qam or 256qam (default: %(default)s)")
     p.add_argument("--code-rate", type=float, default=0.5,
                    help="5G NR LDPC code rate of each packet (default: %(default)s)")
+    p.add_argument("--mcs", type=int, default=None, metavar="N",
+                   help="TS 38.214 MCS index (sets --modulation and --code-rate; see "
+                        "`genjscc amc table`)")
+    p.add_argument("--mcs-table", type=int, default=1, help="MCS index table, 1 or 2")
     p.add_argument("--overhead", type=float, default=0.25,
                    help="repair packets per source packet on one pass (default: %(default)s)")
     p.add_argument("--repeat", action="store_true",
@@ -186,6 +191,11 @@ def _send(args) -> int:
     from genjscc.core.mapping import constellation
     from gnuradio import gr
 
+    if args.mcs is not None:
+        from genjscc.core.amc.tables import mcs_entry
+
+        entry = mcs_entry(args.mcs, args.mcs_table)
+        args.modulation, args.code_rate = entry.modulation, entry.code_rate
     if args.overhead < 0 or not 0 < args.code_rate < 1:
         raise GenjsccError("need --overhead >= 0 and 0 < --code-rate < 1")
     const = constellation(args.modulation)
