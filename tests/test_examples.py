@@ -42,6 +42,8 @@ EXPECTED_OUTPUT = {
 NEEDS_HARDWARE = {
     "jscc_usrp_tx": "needs a USRP (uhd_usrp_sink)",
     "jscc_usrp_rx": "needs a USRP (uhd_usrp_source)",
+    "radio_tx_usrp": "needs a USRP (uhd_usrp_sink)",
+    "radio_rx_usrp": "needs a USRP (uhd_usrp_source)",
 }
 
 # Examples whose neural blocks use an inference server: the test starts `genjscc serve` with
