@@ -37,6 +37,7 @@ examples:
       --cfo 0.3 --sro-ppm 20 --multipath 3tap &
   genjscc radio send notes.txt --radio zmq:tcp://127.0.0.1:5600 --rate 1e6
   genjscc radio send notes.txt --mcs 12        16-QAM, rate 0.60 (MCS table 1)
+  genjscc radio send photo.jpg --jscc --jscc-snr 0    an image as analog Deep JSCC symbols
   genjscc radio send photo.jpg --radio uhd:type=b200 --freq 2.45e9 --gain 60
 """
 
@@ -64,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="keep sending fresh repair packets until interrupted")
     p.add_argument("--compress", choices=("none", "lm"), default="none",
                    help="LM-compress each file first (default: %(default)s)")
+    _jscc_args(p)
+    p.add_argument("--jscc-snr", type=float, default=5.0, metavar="DB",
+                   help="SNR the Deep JSCC encoder adapts to (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print one JSON summary per file")
 
     p = sub.add_parser("channel", help="emulate a channel between two ZeroMQ streams")
@@ -92,8 +96,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--idle-timeout", type=float, default=30.0, metavar="S",
                    help="stop after S seconds without a new packet (default: %(default)s)")
     p.add_argument("--count", type=int, default=0,
-                   help="stop after this many complete files (default: 0 = no limit)")
+                   help="stop after this many complete files or images (default: 0 = no limit)")
+    _jscc_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON summary per file")
+
+
+def _jscc_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jscc", action="store_true",
+                   help="send: the files are images, sent as analog Deep JSCC symbols; "
+                        "receive: accepted for symmetry (analog frames are always decoded)")
+    p.add_argument("--jscc-ratio", default="1/6",
+                   help="Deep JSCC bandwidth ratio (1/6, 1/12, 1/24); both ends must agree "
+                        "(default: %(default)s)")
 
 
 def _radio_args(p: argparse.ArgumentParser, default: str) -> None:
@@ -198,6 +212,8 @@ def _send(args) -> int:
         args.modulation, args.code_rate = entry.modulation, entry.code_rate
     if args.overhead < 0 or not 0 < args.code_rate < 1:
         raise GenjsccError("need --overhead >= 0 and 0 < --code-rate < 1")
+    if args.jscc:
+        return _send_images(args)
     const = constellation(args.modulation)
     senders = _load_files(args)
     packet_len = PACKET_BLOCK_LEN + OVERHEAD
@@ -241,6 +257,52 @@ def _send(args) -> int:
                    "compression": s.compression, "source_packets": s.num_source,
                    "frames_sent": sent[s.file_id], "file_id": f"{s.file_id:08x}"}
         _report(summary, args.json)
+    return 0
+
+
+def _send_images(args) -> int:
+    import pmt
+
+    from genjscc.blocks.burst_ofdm import burst_ofdm_tx
+    from genjscc.core.jscc import load_model, model_name
+    from genjscc.core.jscc.images import load_image, to_uint8
+    from genjscc.core.link.image_frames import image_frames
+    from gnuradio import gr
+
+    model = load_model(model_name(args.jscc_ratio))
+    images = []
+    for name in args.files:
+        try:
+            pixels = to_uint8(load_image(name))
+        except (OSError, ValueError) as error:
+            raise GenjsccError(f"cannot read image {name}: {error}") from error
+        images.append((Path(name).name, pixels, *image_frames(pixels, model, args.jscc_snr)))
+    kind, _ = parse_radio(args.radio)
+    tb = gr.top_block("genjscc radio send --jscc")
+    tx = burst_ofdm_tx(continuous=(kind == "zmq"), burst_tags=(kind == "uhd"))
+    tb.connect(tx, *_radio_sink(args))
+    stop = _stop_flag()
+    tb.start()
+    try:
+        passes = 0
+        while not stop["now"] and (passes == 0 or args.repeat):
+            for _, _, _, frames in images:
+                for frame in frames:
+                    while tx.num_queued() >= 8 and not stop["now"]:
+                        time.sleep(0.002)
+                    tx.to_basic_block()._post(pmt.intern("in"), pmt.cons(
+                        pmt.make_dict(), pmt.to_pmt(frame)))
+            passes += 1
+        while tx.num_queued() and not stop["now"]:
+            time.sleep(0.01)
+        time.sleep(0.2)
+    finally:
+        tb.stop()
+        tb.wait()
+    for name, pixels, image_id, frames in images:
+        _report({"name": name, "image_id": f"{image_id:08x}", "height": pixels.shape[0],
+                 "width": pixels.shape[1], "frames_sent": len(frames) * max(passes, 1),
+                 "jscc_snr_db": args.jscc_snr}, args.json)
     return 0
 
 
@@ -312,6 +374,7 @@ def _receive(args) -> int:
     tb.connect(_radio_source(args), rx)
     tb.msg_connect(rx, "out", collector, "in")
     assembler = FileAssembler(PACKET_BLOCK_LEN)
+    images = _LazyImages(args.jscc_ratio)
     codecs: dict[tuple[str, int], PacketCodec] = {}
     counts = {"frames": 0, "crc_failed": 0, "other_frames": 0}
     per_file: dict[int, int] = {}
@@ -329,7 +392,14 @@ def _receive(args) -> int:
                 continue
             counts["frames"] += 1
             modulation = meta.get("modulation")
-            if meta.get("analog") or modulation is None:
+            if meta.get("analog"):
+                finished = images.add(symbols, meta["noise_var"])
+                if finished is not None:
+                    last = time.monotonic()
+                    done.append(finished)
+                    _write_image(images, finished, out_dir, args.json)
+                continue
+            if modulation is None:
                 counts["other_frames"] += 1
                 continue
             const = constellation(modulation)
@@ -359,8 +429,50 @@ def _receive(args) -> int:
     for file_id in assembler.decoders:
         if file_id not in done:
             _report(_summary(assembler, file_id, None, per_file, complete=False), args.json)
+    for image_id in images.pending():
+        if image_id not in done:
+            _write_image(images, image_id, out_dir, args.json)
+    counts["image_header_failures"] = images.header_failures()
     _report({"receiver": {**counts, **rx.stats()}}, args.json)
-    return 0 if assembler.decoders and len(done) == len(assembler.decoders) else 1
+    expected = len(assembler.decoders) + len(images.pending())
+    return 0 if expected and len(done) == expected else 1
+
+
+class _LazyImages:
+    """The image collector, with its model loaded when the first analog frame arrives."""
+
+    def __init__(self, ratio: str):
+        self.ratio = ratio
+        self.collector = None
+
+    def add(self, symbols, noise_var):
+        if self.collector is None:
+            from genjscc.core.jscc import load_model, model_name
+            from genjscc.core.link.image_frames import ImageCollector
+
+            self.collector = ImageCollector(load_model(model_name(self.ratio)))
+        return self.collector.add(symbols, noise_var)
+
+    def pending(self) -> list[int]:
+        return list(self.collector.pending) if self.collector else []
+
+    def header_failures(self) -> int:
+        return self.collector.header_failures if self.collector else 0
+
+
+def _write_image(images: _LazyImages, image_id: int, out_dir: Path, as_json: bool) -> None:
+    from PIL import Image
+
+    pixels, snr, missing = images.collector.decode(image_id)
+    path = out_dir / f"image_{image_id:08x}.png"
+    tmp = path.with_name(f".{path.name}.part")
+    Image.fromarray(pixels).save(tmp, format="PNG")
+    os.replace(tmp, path)
+    header = images.collector.pending[image_id].header
+    _report({"image_id": f"{image_id:08x}", "path": str(path), "complete": missing == 0,
+             "height": header.height, "width": header.width,
+             "frames_decoded": header.num_segments - missing, "frames_missing": missing,
+             "mean_snr_db": round(snr, 2)}, as_json)
 
 
 def _write_file(assembler, file_id: int, out_dir: Path, per_file: dict, as_json: bool) -> None:

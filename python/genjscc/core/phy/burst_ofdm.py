@@ -231,6 +231,12 @@ class _Layout:
         return self._header_code
 
 
+def _header_qpsk(layout: _Layout, crc: CRC, header: FrameHeader) -> np.ndarray:
+    bits = torch.from_numpy(header.to_bits())
+    coded = layout.header_code.encode(crc.attach(bits))
+    return constellation("qpsk").map(coded).numpy()
+
+
 class BurstOfdmTx:
     """Build burst frames from payload symbols.
 
@@ -245,9 +251,7 @@ class BurstOfdmTx:
 
     def header_symbols(self, header: FrameHeader) -> np.ndarray:
         """QPSK symbols ``[header_symbols * num_data]`` of a coded header."""
-        bits = torch.from_numpy(header.to_bits())
-        coded = self.layout.header_code.encode(self._crc.attach(bits))
-        return constellation("qpsk").map(coded).numpy()
+        return _header_qpsk(self.layout, self._crc, header)
 
     def modulate(self, payload: np.ndarray | torch.Tensor,
                  header: FrameHeader | None = None) -> np.ndarray:
@@ -454,11 +458,27 @@ class BurstOfdmRx:
         if cfg.noise_from_guards and lay.guard_bins.size:
             guard = body[:, lay.guard_bins]
             noise_var = (dev_sum + float(np.sum(np.abs(guard) ** 2))) / (dev_dof + guard.size)
+        rot = np.exp(-1j * phi[:, None]
+                     + 2j * np.pi * lay.active[None, :] * delta * offsets[:, None] / cfg.fft_len)
+        active = body[:, lay.active_bins] * rot
+        if header is not None:
+            # The decoded header (CRC-checked) is known data: with the training symbols it
+            # gives m + H symbols for the channel estimate instead of m.
+            known = np.zeros((cfg.header_symbols, lay.active.size), complex)
+            idx = {k: i for i, k in enumerate(lay.active.tolist())}
+            known[:, [idx[k] for k in lay.data.tolist()]] = _header_qpsk(
+                lay, self._crc, header).reshape(cfg.header_symbols, -1)
+            known[:, [idx[k] for k in lay.pilots.tolist()]] = lay.pilot_values(cfg.header_symbols)
+            ls_head = np.mean(active[: cfg.header_symbols] / known, axis=0)
+            count = m + cfg.header_symbols
+            ls = (m * (mean / lay.training) + cfg.header_symbols * ls_head) / count
+            est = lmmse_channel(ls, lay.active, cfg.fft_len, cfg.cp_len + 1, noise_var / count)
+            gain = dict(zip(lay.active.tolist(), est.gain, strict=True))
+            mse = dict(zip(lay.active.tolist(), est.mse, strict=True))
         h_d = np.array([gain[k] for k in lay.data])
         mse_d = np.array([mse[k] for k in lay.data])
-        rot = np.exp(-1j * phi[:, None]
-                     + 2j * np.pi * lay.data[None, :] * delta * offsets[:, None] / cfg.fft_len)
-        data = body[cfg.header_symbols :, lay.data_bins] * rot[cfg.header_symbols :]
+        data_cols = np.searchsorted(lay.active, lay.data)
+        data = active[cfg.header_symbols :, data_cols]
         power = np.abs(h_d) ** 2
         # E|H|^2 = E|H_hat|^2 + mse for an MMSE estimate: unbiased at low SNR too.
         snr = float(np.mean(power + mse_d)) / max(noise_var, 1e-30)
@@ -501,8 +521,12 @@ class BurstOfdmRx:
                        mse: dict) -> FrameHeader | None:
         cfg, lay = self.config, self.layout
         ref = lay.pilot_values(cfg.header_symbols) * np.array([gain[k] for k in lay.pilots])
-        obs = np.sum(head[:, lay.pilot_bins] * np.conj(ref), axis=1)
-        rot = np.exp(-1j * np.angle(obs))[:, None]  # common phase per header symbol
+        # One common phase for the few header symbols (a line fitted over them): a phase per
+        # symbol from 4 pilots is too noisy near 0 dB.
+        offsets = cfg.symbol_len * np.arange(cfg.header_symbols, dtype=float)
+        phi, _ = track_phase_and_timing(head[:, lay.pilot_bins], ref, lay.pilots, offsets,
+                                        cfg.fft_len, 2 * cfg.header_symbols + 1)
+        rot = np.exp(-1j * phi)[:, None]
         h_d = np.array([gain[k] for k in lay.data])
         mse_d = np.array([mse[k] for k in lay.data])
         eq = head[:, lay.data_bins] * rot / h_d[None, :]
