@@ -40,14 +40,14 @@ def test_file_arrives_exact_over_impaired_virtual_radio(tmp_path):
     tx_port, rx_port = free_port(), free_port()
     out = tmp_path / "rx"
     rx = genjscc("radio", "receive", "--radio", f"zmq:tcp://127.0.0.1:{rx_port}", "--out",
-                 str(out), "--idle-timeout", "40", "--count", "1", "--json")
+                 str(out), "--idle-timeout", "90", "--count", "1", "--json")
     chan = genjscc("radio", "channel", "--from", f"tcp://127.0.0.1:{tx_port}", "--to",
                    f"tcp://127.0.0.1:{rx_port}", "--snr", "8", "--cfo", "0.3", "--sro-ppm", "20",
                    "--multipath", "3tap", "--seed", "3", "--json")
     tx = genjscc("radio", "send", str(src), "--radio", f"zmq:tcp://127.0.0.1:{tx_port}",
                  "--json")
     try:
-        rx_out, rx_err = rx.communicate(timeout=55)
+        rx_out, rx_err = rx.communicate(timeout=120)
     finally:
         for proc in (tx, chan, rx):
             proc.terminate()
@@ -115,7 +115,7 @@ def test_receiver_restart_loses_only_the_frames_in_between(tmp_path):
     push = ctx.socket(zmq.PUSH)
     push.bind(f"tcp://127.0.0.1:{port}")
     args = ("radio", "receive", "--radio", f"zmq:tcp://127.0.0.1:{port}", "--out", str(tmp_path),
-            "--idle-timeout", "20", "--count", "1", "--json")
+            "--idle-timeout", "60", "--count", "1", "--json")
     rx1 = genjscc(*args)
     rx2 = None
     try:
@@ -127,7 +127,7 @@ def test_receiver_restart_loses_only_the_frames_in_between(tmp_path):
         raw = rest.tobytes()
         for pos in range(0, len(raw), 32768):
             push.send(raw[pos : pos + 32768])
-        out, err = rx2.communicate(timeout=50)
+        out, err = rx2.communicate(timeout=100)
     finally:
         for proc in (rx1, rx2):
             if proc is not None and proc.poll() is None:
@@ -173,12 +173,12 @@ def test_receiver_survives_malformed_stream(tmp_path):
     push = ctx.socket(zmq.PUSH)
     push.bind(f"tcp://127.0.0.1:{port}")
     rx = genjscc("radio", "receive", "--radio", f"zmq:tcp://127.0.0.1:{port}", "--out",
-                 str(tmp_path), "--idle-timeout", "20", "--count", "1", "--json")
+                 str(tmp_path), "--idle-timeout", "60", "--count", "1", "--json")
     try:
         raw = stream.tobytes()
         for pos in range(0, len(raw), 32768):
             push.send(raw[pos : pos + 32768])
-        out, err = rx.communicate(timeout=50)
+        out, err = rx.communicate(timeout=100)
     finally:
         rx.terminate()
         rx.wait(timeout=10)
@@ -202,24 +202,32 @@ def test_example_flowgraphs_tx_channel_rx_together(tmp_path):
                        check=True, capture_output=True, env=env, timeout=120)
     tx_port, rx_port = free_port(), free_port()
 
+    logs = {name: tmp_path / f"{name}.log" for name in
+            ("radio_rx_zmq", "radio_channel_zmq", "radio_tx_zmq")}
+
     def start(name: str, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-u", str(tmp_path / f"{name}.py"), *args],
-                                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        with logs[name].open("w") as log:
+            return subprocess.Popen([sys.executable, "-u", str(tmp_path / f"{name}.py"), *args],
+                                    env=env, stdin=subprocess.PIPE, stdout=log,
+                                    stderr=subprocess.STDOUT)
 
     procs = [start("radio_rx_zmq", "--address", f"tcp://127.0.0.1:{rx_port}"),
              start("radio_channel_zmq", "--source", f"tcp://127.0.0.1:{tx_port}", "--sink",
                    f"tcp://127.0.0.1:{rx_port}", "--es-n0-db", "12"),
              start("radio_tx_zmq", "--address", f"tcp://127.0.0.1:{tx_port}")]
+    deadline = time.monotonic() + 90
     try:
-        time.sleep(20)
+        while logs["radio_rx_zmq"].read_text().count("snr_db") < 3:
+            assert time.monotonic() < deadline, "no 3 frames in 90 s"
+            assert all(p.poll() is None for p in procs), "a flowgraph exited early"
+            time.sleep(0.5)
     finally:
         for proc in procs:
             proc.terminate()
-        outputs = [proc.communicate(timeout=20)[0] for proc in procs]
-    rx_out = outputs[0]
-    assert rx_out.count("snr_db") >= 3, "\n".join(o[-1500:] for o in outputs)
-    assert "Traceback" not in "".join(outputs)
+        for proc in procs:
+            proc.wait(timeout=20)
+        outputs = [log.read_text() for log in logs.values()]
+    assert "Traceback" not in "".join(outputs), "\n".join(o[-1500:] for o in outputs)
 
 
 def test_jscc_image_over_virtual_radio_at_0_db(tmp_path):
@@ -237,13 +245,13 @@ def test_jscc_image_over_virtual_radio_at_0_db(tmp_path):
     tx_port, rx_port = free_port(), free_port()
     out = tmp_path / "rx"
     rx = genjscc("radio", "receive", "--radio", f"zmq:tcp://127.0.0.1:{rx_port}", "--out",
-                 str(out), "--idle-timeout", "40", "--count", "1", "--json")
+                 str(out), "--idle-timeout", "90", "--count", "1", "--json")
     chan = genjscc("radio", "channel", "--from", f"tcp://127.0.0.1:{tx_port}", "--to",
                    f"tcp://127.0.0.1:{rx_port}", "--snr", "0", "--cfo", "0.3", "--seed", "4")
     tx = genjscc("radio", "send", str(src), "--jscc", "--jscc-snr", "0", "--radio",
                  f"zmq:tcp://127.0.0.1:{tx_port}", "--json")
     try:
-        rx_out, rx_err = rx.communicate(timeout=55)
+        rx_out, rx_err = rx.communicate(timeout=120)
     finally:
         for proc in (tx, chan, rx):
             proc.terminate()
