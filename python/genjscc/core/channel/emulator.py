@@ -254,4 +254,8 @@ def _make_paths(spec: ChannelSpec, rng: np.random.Generator):
     amps = np.sqrt(powers)
     freqs = spec.doppler * np.cos(rng.uniform(0, 2 * np.pi, (delays.size, _SINUSOIDS)))
     phases = rng.uniform(0, 2 * np.pi, (delays.size, _SINUSOIDS))
+    if spec.doppler == 0:  # static paths: one FIR with each path's fixed complex gain
+        gains = np.array([_path_gain(amps[p], freqs[p], phases[p], np.zeros(1))[0]
+                          for p in range(delays.size)])
+        return (gains[:, None] * fir).sum(0)[None, :], None, None, None, None
     return fir, delays, amps, freqs, phases
