@@ -8,7 +8,8 @@ Files (any bytes; --compress lm codes them with the LM first) are cut into block
 fountain-coded packets (no return channel: any K+few packets rebuild a K-block file; --repeat
 sends fresh repair packets for ever) with a file id, index and CRC-32, each packet one LDPC
 code word in one frame. The receiver writes each file under its original name once complete
-and reports the missing pieces of the others. SNR (--snr) is Es/N0 per data subcarrier symbol.
+and reports the missing pieces of the others. With --jscc the files are images, sent as analog
+Deep JSCC symbols. SNR (--snr) is Es/N0 per data subcarrier symbol. See docs/radio.md.
 
 actions:
   send      FILE... -> frames on --radio
