@@ -56,6 +56,7 @@ BENCHMARKS = [
     Benchmark("lm", "bench_lm.py", "LM lossless compression against gzip, bzip2, xz, zstd, brotli"),
     Benchmark("lm-exact", "bench_lm_exact.py",
               "LM coding on any machine: exactness, unseen sources, binaries, speed"),
+    Benchmark("radio", "bench_radio.py", "Burst OFDM PHY: detection, coded BLER, CPU cost"),
 ]
 
 HEADER = """# Benchmarks

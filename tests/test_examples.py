@@ -27,6 +27,7 @@ MIN_RUN_S = 4.0
 MAX_RUN_S = 40.0
 # Text that shows data went through the whole chain, for examples that print it.
 EXPECTED_OUTPUT = {
+    "burst_ofdm_loopback": "snr_db",
     "coded_ofdm_loopback": "crc_ok . #t",
     "coded_pdu_loopback": "crc_ok . #t",
     "lm_source_loopback": "lm_ok . #t",
@@ -41,6 +42,8 @@ EXPECTED_OUTPUT = {
 NEEDS_HARDWARE = {
     "jscc_usrp_tx": "needs a USRP (uhd_usrp_sink)",
     "jscc_usrp_rx": "needs a USRP (uhd_usrp_source)",
+    "radio_tx_usrp": "needs a USRP (uhd_usrp_sink)",
+    "radio_rx_usrp": "needs a USRP (uhd_usrp_source)",
 }
 
 # Examples whose neural blocks use an inference server: the test starts `genjscc serve` with

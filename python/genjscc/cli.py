@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("genjscc.commands.serve",
               "ZeroMQ inference server (ECCT, BP, LM) with batching, for a GPU host"),
     "train": ("genjscc.train", "training recipes of the shipped models (genjscc train lm ...)"),
+    "radio": ("genjscc.commands.radio",
+              "files over the burst OFDM PHY: send, channel emulator, receive (ZeroMQ or USRP)"),
     "jscc-eval": ("genjscc.commands.jscc_eval",
                   "image transmission quality vs SNR: Deep JSCC beside the separation baseline"),
 }
@@ -46,6 +48,8 @@ examples:
   genjscc train ecct --code POLAR_N64_K32 --layers 6 --epochs 16    train an ECCT decoder
   genjscc jscc-eval --images DIR --snr 0,5,10 --grid grid.png
                                       Deep JSCC vs codec + LDPC + QAM, PSNR/MS-SSIM vs SNR
+  genjscc radio channel --from tcp://127.0.0.1:5600 --to tcp://127.0.0.1:5601 --snr 5
+                                      virtual radio: see `genjscc radio --help`
   genjscc train jscc --data DIR --ratio 1/6 --minutes 60    train a Deep JSCC model
 
 Run `genjscc COMMAND --help` for the options of a command.

@@ -4,6 +4,7 @@
 ``genjscc.qam_mapper(...)``.
 """
 
+from genjscc.blocks.burst_ofdm import burst_ofdm_rx, burst_ofdm_tx
 from genjscc.blocks.ecct_decoder import ecct_decoder
 from genjscc.blocks.jscc import (
     image_pdu,
@@ -21,6 +22,8 @@ from genjscc.blocks.qam_mapper import qam_mapper
 from genjscc.blocks.soft_demapper import soft_demapper
 
 __all__ = [
+    "burst_ofdm_rx",
+    "burst_ofdm_tx",
     "ecct_decoder",
     "image_pdu",
     "jscc_image_decoder",
