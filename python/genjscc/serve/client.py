@@ -161,6 +161,7 @@ class Client:
         self._down_since: float | None = None
         self._next_try = 0.0
         self._models: list[dict[str, Any]] | None = None
+        self.server_limits: dict[str, Any] = {}  # the "limits" of its last models reply
         self._to_close: deque = deque()
         self._curve = None
         if self.curve_keys:
@@ -318,7 +319,10 @@ class Client:
     def models(self, refresh: bool = True) -> list[dict[str, Any]]:
         """What the server serves: name, kind, sha256, device, info, ops, workers."""
         if refresh or self._models is None:
-            self._models = list(self.request("models").result.get("models", []))
+            result = self.request("models").result
+            self._models = list(result.get("models", []))
+            limits = result.get("limits")
+            self.server_limits = limits if isinstance(limits, dict) else {}
         return self._models
 
     def find_model(self, kind: str, name: str | None = None, sha256: str | None = None,
@@ -477,7 +481,8 @@ class RemoteDecoder:
         flat = x.reshape(-1, self.n)
         desc = self.resolve()
         sha = self.expected_sha256 or desc["sha256"]
-        step = max(1, min(1 << 16, self.client.limits.max_array_bytes // (4 * self.n)))
+        step = max(1, min(1 << 16, self.client.limits.max_array_bytes // (4 * self.n),
+                          self._max_rows(desc)))
         parts: list[list[np.ndarray]] = []
         try:
             for start in range(0, flat.shape[0], step):
@@ -493,6 +498,17 @@ class RemoteDecoder:
         else:
             outs = [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
         return outs, lead, device
+
+    def _max_rows(self, desc: dict[str, Any]) -> int:
+        """Rows per request under the server's ``max_request_ms`` for this op's cost."""
+        cost = ((desc.get("ops") or {}).get("decode") or {}).get("cost")
+        limit = self.client.server_limits.get("max_request_ms")
+        if not isinstance(cost, dict) or not isinstance(limit, int | float):
+            return 1 << 16
+        scale = self.params.get(cost.get("scale"), cost.get("scale_default", 1)) \
+            if isinstance(cost.get("scale"), str) else 1
+        per_row = self.n * float(cost.get("ms_per_value", 0.0)) * max(1, int(scale))
+        return int(limit // per_row) if per_row > 0 else 1 << 16
 
     def __call__(self, llr: Any) -> Any:
         outs, lead, device = self._run(llr)
