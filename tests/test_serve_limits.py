@@ -189,3 +189,34 @@ def test_a_remote_worker_with_the_secret_joins(tmp_path) -> None:
             worker.stop()
     finally:
         broker.stop()
+
+
+def test_ber_says_why_it_waits_for_a_silent_server() -> None:
+    """A server that takes requests and never answers: `genjscc ber --backend` says it is
+    waiting (and for how long) instead of printing nothing for the client's 30 s timeout."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    silent = zmq.Context.instance().socket(zmq.ROUTER)
+    silent.setsockopt(zmq.LINGER, 0)
+    silent.bind(f"tcp://127.0.0.1:{port}")
+    proc = subprocess.Popen([sys.executable, "-m", "genjscc.cli", "ber", "--code",
+                             "LDPC_N49_K24", "--decoder", "bp", "--ebno", "3",
+                             "--backend", f"tcp://127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any("waiting for the genjscc server" in x for x in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, lines
+            time.sleep(0.1)
+        assert silent.poll(0)  # its request did arrive
+    finally:
+        proc.kill()
+        proc.wait()
+        silent.close(0)
+    line = next(x for x in lines if "waiting for the genjscc server" in x)
+    assert f"tcp://127.0.0.1:{port}" in line and "attempt 1 of 3" in line

@@ -43,7 +43,7 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -55,6 +55,8 @@ from genjscc.serve import protocol as P
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 2
 PROBE_INTERVAL_S = 0.5
+NOTICE_EVERY_S = 5.0
+"""How often a waiting request calls ``Client.notice`` (when set)."""
 CONNECT_TIMEOUT_S = 2.0
 CURVE_ENV = "GENJSCC_CURVE_KEYS"
 
@@ -162,6 +164,9 @@ class Client:
         self._next_try = 0.0
         self._models: list[dict[str, Any]] | None = None
         self.server_limits: dict[str, Any] = {}  # the "limits" of its last models reply
+        self.notice: Callable[[str], None] | None = None
+        """Called with a line while a reply is late (every NOTICE_EVERY_S) and before each
+        retry, so a command can say why it waits (``genjscc ber --backend``)."""
         self._to_close: deque = deque()
         self._curve = None
         if self.curve_keys:
@@ -245,12 +250,15 @@ class Client:
                 header["id"] = f"{self._prefix}-{next(self._ids)}"
                 frames = P.encode(header, arrays)
                 try:
-                    reply = self._attempt(header["id"], frames, timeout)
+                    reply = self._attempt(header["id"], frames, timeout,
+                                          f"attempt {tried} of {attempts}")
                 except ServerUnavailable as error:
                     last = str(error)
                     self._reset()
                     if isinstance(error, _NoConnection):
                         break
+                    if self.notice is not None and tried < attempts:
+                        self.notice(f"{last}; retrying (attempt {tried + 1} of {attempts})")
                     continue
                 self._down_since = None
                 return _result(reply)
@@ -260,7 +268,7 @@ class Client:
             self._next_try = now + self.probe_interval_s
             raise ServerUnavailable(last + (f" ({tried} attempts)" if tried > 1 else ""))
 
-    def _attempt(self, request_id: str, frames: list, timeout: float
+    def _attempt(self, request_id: str, frames: list, timeout: float, which: str = ""
                  ) -> tuple[dict[str, Any], list[np.ndarray]]:
         sock = self._socket()
         connect_wait = min(timeout, self.connect_timeout_s)
@@ -274,10 +282,17 @@ class Client:
             sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
         except zmq.ZMQError as error:
             raise ServerUnavailable(f"cannot send to {self.endpoint}: {error}") from None
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000))):
+            wait = remaining if self.notice is None else min(remaining, NOTICE_EVERY_S)
+            if remaining <= 0 or not sock.poll(max(1, int(wait * 1000))):
+                if time.monotonic() < deadline:  # only a notice is due
+                    self.notice(f"waiting for the genjscc server at {self.endpoint}: no reply "
+                                f"for {time.monotonic() - start:.0f} s of {timeout:.0f} s "
+                                f"({which})")
+                    continue
                 raise ServerUnavailable(f"no reply from the genjscc server at {self.endpoint} "
                                         f"within {timeout:.1f} s")
             reply = sock.recv_multipart(copy=False)
