@@ -220,3 +220,10 @@ def test_ber_says_why_it_waits_for_a_silent_server() -> None:
         silent.close(0)
     line = next(x for x in lines if "waiting for the genjscc server" in x)
     assert f"tcp://127.0.0.1:{port}" in line and "attempt 1 of 3" in line
+
+
+def test_a_huge_iteration_count_is_too_large_not_a_crash(server) -> None:
+    llr = np.full((4, 49), 3.0, "<f4")
+    head, _ = raw_request(server.endpoint, {"op": "decode", "model": "bp:LDPC_N49_K24",
+                                            "params": {"num_iters": 10 ** 400}}, [llr])
+    assert not head["ok"] and head["error"]["code"] == "too_large", head

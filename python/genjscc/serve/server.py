@@ -749,7 +749,7 @@ class Broker:
                 self._reset(ident)
             elif msg.get("task") == w.task:
                 self._complete(w, msg, frames[3:], now)
-        elif kind == "fatal" and self._proven(ident, msg, keep=True):
+        elif kind == "fatal" and self._proven(ident, msg):
             text = str(msg.get("message", "a worker failed"))
             if not self.ready_announced and self.cfg.workers:
                 self.fatal = text  # the server stops with this one line
@@ -759,9 +759,10 @@ class Broker:
             self._drop_worker(w, "left")
 
     def _nonce(self, ident: bytes) -> str:
-        """The one-time challenge of worker ``ident``: the unused one it was sent already (a
-        worker that said hello twice proves either answer), else a new one (4096 at most
-        are remembered)."""
+        """The challenge of worker ``ident``: the one it was sent already (a worker that said
+        hello twice, or got several resets, proves any of them; the routing identity binds it
+        to that connection), else a new one (4096 at most are remembered; a refused or
+        dropped worker gets a new one)."""
         if ident not in self.nonces:
             if len(self.nonces) >= 4096:
                 self.nonces.pop(next(iter(self.nonces)))
@@ -772,16 +773,20 @@ class Broker:
         """Ask an unknown worker to register again (with a new challenge)."""
         self._send_worker(ident, {"type": "reset", "nonce": self._nonce(ident)})
 
-    def _proven(self, ident: bytes, msg: dict[str, Any], keep: bool = False) -> bool:
+    def _proven(self, ident: bytes, msg: dict[str, Any]) -> bool:
         """Whether ``msg`` carries the worker secret's proof for this worker's challenge
         (always true with CurveZMQ and no --worker-secret: the handshake authenticated it)."""
         if self.cfg.curve_keys and not self.cfg.worker_secret:
             return True
-        nonce = self.nonces.get(ident) if keep else self.nonces.pop(ident, None)
+        nonce = self.nonces.get(ident)
         proof = msg.get("proof")
         if nonce is not None and isinstance(proof, str) and hmac.compare_digest(
                 proof, worker_proof(self.secret, nonce, ident.decode(errors="replace"))):
             return True
+        if nonce is None:  # never challenged, or its nonce was evicted: challenge it now
+            self._reset(ident)
+            return False
+        self.nonces.pop(ident, None)
         self.totals["refused_workers"] += 1
         if self.totals["refused_workers"] <= 10:
             self.log(f"refused worker {ident.decode(errors='replace')[:40]!r}: it did not "
@@ -902,6 +907,7 @@ class Broker:
 
     def _drop_worker(self, w: WorkerState, why: str) -> None:
         self.workers.pop(w.wid, None)
+        self.nonces.pop(w.wid, None)
         self.log(f"worker {w.wid.decode(errors='replace')} {why}; "
                  f"{len(w.items)} request(s) in flight")
         for sid in w.sessions:
@@ -1021,7 +1027,7 @@ def _cost_ms(p: Pending, op: dict[str, Any]) -> float:
         scale = (p.header.get("params") or {}).get(cost["scale"], cost.get("scale_default", 1))
         if isinstance(scale, bool) or not isinstance(scale, int):
             scale = cost.get("scale_default", 1)  # the worker refuses it; count the default
-        scale = max(1, scale)
+        scale = min(max(1, scale), 1 << 40)  # a JSON int may have 400 digits: no overflow
     return values * cost["ms_per_value"] * scale
 
 
