@@ -60,6 +60,7 @@ SESSION_IDLE_S = 600.0
 WORKER_SECRET_ENV = "GENJSCC_WORKER_SECRET"
 """How a broker hands its worker secret (hex) to the local workers it starts."""
 RESPAWN_DELAY_S = 1.0
+DRAIN_BATCH = 256
 BROKER_OPS = ("health", "models", "stats")
 
 
@@ -422,7 +423,9 @@ class Broker:
             self._announce()
 
     def _drain(self, sock: zmq.Socket, handler) -> None:
-        for _ in range(2000):
+        # a bounded batch: a flood of (refused) messages must not keep the loop from
+        # scheduling the requests it has accepted (ZeroMQ reads the clients in turn)
+        for _ in range(DRAIN_BATCH):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
