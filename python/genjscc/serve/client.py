@@ -288,7 +288,7 @@ class Client:
             remaining = deadline - time.monotonic()
             wait = remaining if self.notice is None else min(remaining, NOTICE_EVERY_S)
             if remaining <= 0 or not sock.poll(max(1, int(wait * 1000))):
-                if time.monotonic() < deadline:  # only a notice is due
+                if self.notice is not None and time.monotonic() < deadline:  # a notice is due
                     self.notice(f"waiting for the genjscc server at {self.endpoint}: no reply "
                                 f"for {time.monotonic() - start:.0f} s of {timeout:.0f} s "
                                 f"({which})")
