@@ -110,8 +110,9 @@ def random_pdu(rng: np.random.Generator) -> pmt.pmt_base:
         data[rng.random(size) < 0.05] = rng.choice([np.nan, np.inf, -np.inf, 1e38])
         vec = pmt.to_pmt(data)
     elif kind == 1:
-        vec = pmt.to_pmt((rng.normal(size=size) + 1j * rng.normal(size=size)).astype(
-            np.complex64))
+        data = (rng.normal(size=size) + 1j * rng.normal(size=size)).astype(np.complex64)
+        data[rng.random(size) < 0.02] = complex(rng.choice([np.nan, np.inf]), 0.0)
+        vec = pmt.to_pmt(data)
     elif kind == 2:
         vec = pmt.to_pmt(rng.integers(0, 256, size).astype(np.uint8))
     elif kind == 3:
