@@ -41,7 +41,7 @@ model specs: a zoo name (genjscc models), bp:CODE, ecct:FILE.safetensors, lm:smo
 limits (docs/protocol.md): a request estimated over --max-request-ms of work (rows x the
 model's cost per row) gets 'too_large' before any work; larger than --slice-ms it is cut
 into slices, served round-robin between clients; a client may queue --max-client-queue
-requests; per worker, LM sessions hold at most 32768 rows together (then 'busy') and expire
+requests; per worker, LM sessions hold at most 16384 rows together (then 'busy') and expire
 after 10 idle minutes; frames of 64 MiB, messages of 256 MiB.
 """
 

@@ -360,10 +360,10 @@ def load_bp(spec: str, device: str) -> Servable:
 LM_MAX_SESSIONS = 1024
 LM_SESSION_TTL_S = 600.0
 LM_MAX_ROWS = 4096
-LM_MAX_SESSION_ROWS = 32768
-"""Rows of all LM sessions of one worker together (its memory budget): lm-small's state
-takes about 12 KB per row (docs/protocol.md, Limits), so about 400 MB. An ``lm_start`` over
-the budget gets ``busy`` until sessions end or expire."""
+LM_MAX_SESSION_ROWS = 16384
+"""Rows of all LM sessions of one worker together (its memory budget): an lm-small session
+took 22 KB per row after its first step (docs/protocol.md, Limits), so about 360 MB. An
+``lm_start`` over the budget gets ``busy`` until sessions end or expire."""
 
 
 @dataclass
