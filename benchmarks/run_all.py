@@ -52,6 +52,8 @@ BENCHMARKS = [
     Benchmark("bp-ecct", "bp_ecct_baseline.py", "BP on LDPC(49,24) against the ECCT baseline"),
     Benchmark("ecct", "bench_ecct.py", "ECCT against BP-50 on the shipped ECCT models"),
     Benchmark("serve", "bench_serve.py", "Inference server: requests/s, latency, batching on/off"),
+    Benchmark("fuzz-serve", "fuzz_serve.py",
+              "Inference server against hostile clients: fuzzing, floods, RSS"),
     Benchmark("jscc", "bench_jscc.py", "Deep JSCC against image codec + 5G LDPC + QAM with AMC"),
     Benchmark("lm", "bench_lm.py", "LM lossless compression against gzip, bzip2, xz, zstd, brotli"),
     Benchmark("lm-exact", "bench_lm_exact.py",

@@ -253,7 +253,7 @@ def test_block_decodes_pdu_and_drops_bad_length(tmp_path, polar):
     save_ecct(ECCT(polar.H, ECCTConfig(num_layers=1, d_model=8, num_heads=2)), path)
     block = genjscc.ecct_decoder(code="POLAR_N64_K32", model=str(path), output="info")
     llr = np.random.default_rng(0).normal(4.0, 2.0, 3 * polar.n).astype(np.float32)
-    llr[5], llr[70] = np.nan, np.inf  # erasure and a saturated LLR are accepted
+    llr[5], llr[70] = 0.0, 1e30  # an erasure and a saturated LLR (clipped) are accepted
     out = block.process(pmt.cons(pmt.make_dict(), pmt.to_pmt(llr)))
     bits = pmt.to_python(pmt.cdr(out))
     assert bits.dtype == np.uint8 and bits.size == 3 * polar.k

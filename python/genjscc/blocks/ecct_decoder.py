@@ -26,8 +26,9 @@ class ecct_decoder(PduBlock):
     """Decode a PDU of LLRs with an Error Correction Code Transformer.
 
     LLR convention: ``llr = ln P(b=0) / P(b=1)`` (``soft_demapper``'s output), the convention
-    the ECCT models are trained with. NaN LLRs count as erasures (0); LLRs are clipped to
-    ``+-llr_clip`` (infinite ones included) because the model takes finite inputs only.
+    the ECCT models are trained with. LLRs are clipped to ``+-llr_clip``; a PDU holding a NaN
+    or infinite LLR is refused, as the inference server refuses it (``invalid_input``):
+    erasures are LLR 0, saturated LLRs large finite numbers.
 
     Input (``in``): PDU of f32 LLRs, ``n`` per codeword, any whole number of codewords.
 
@@ -51,7 +52,7 @@ class ecct_decoder(PduBlock):
     running while the server is down and uses it again as soon as it answers.
 
     Rejected (logged, counted in ``num_errors()``, dropped): not an f32 PDU, empty, a length
-    that is not a multiple of ``n``.
+    that is not a multiple of ``n``, a NaN or infinite LLR.
     """
 
     def __init__(self, code: str = "POLAR_N64_K32", model: str = "", output: str = "info",
@@ -92,7 +93,11 @@ class ecct_decoder(PduBlock):
         if llr.size % n:
             raise PduError(f"{llr.size} LLRs are not a whole number of codewords of n = {n}; "
                            "the decoder's code must equal the encoder's")
-        words = np.clip(np.nan_to_num(llr, nan=0.0), -self.llr_clip, self.llr_clip)
+        if not np.isfinite(llr).all():  # the server's rule: refused, not guessed at
+            bad = int(llr.size - np.count_nonzero(np.isfinite(llr)))
+            raise PduError(f"{bad} of {llr.size} LLRs are NaN or infinite; send erasures as "
+                           "0 and saturated LLRs as large finite numbers")
+        words = np.clip(llr, -self.llr_clip, self.llr_clip)
         batch = torch.from_numpy(words.reshape(-1, n))
         backend = None
         if self.remote is None:

@@ -37,7 +37,9 @@ class soft_demapper(PduBlock):
     The noise variance N0 (complex, ``CN(0, N0)``) is read from the metadata key
     ``noise_var_key`` when present: a number, or an f32 vector with one value per symbol
     (e.g. after equalization). Otherwise the ``noise_var`` parameter is used. A PDU whose
-    metadata ``modulation`` names another modulation is rejected.
+    metadata ``modulation`` names another modulation is rejected, and so is a PDU holding a
+    NaN or infinite symbol (its LLRs would be NaN): logged, counted in ``num_errors()``,
+    dropped, the rule the ECCT decoder block and the inference server apply to NaN LLRs.
     """
 
     def __init__(
@@ -70,6 +72,10 @@ class soft_demapper(PduBlock):
     def process(self, msg: pmt.pmt_base) -> pmt.pmt_base:
         meta, y = parse_pdu(msg, "c32")
         self._check_modulation(meta)
+        if not np.isfinite(y).all():
+            bad = int(y.size - np.count_nonzero(np.isfinite(y)))
+            raise PduError(f"{bad} of {y.size} symbols are NaN or infinite: their LLRs would "
+                           "be NaN")
         nv = None
         if self.noise_var_key is not None:
             nv = meta_get_noise_var(meta, self.noise_var_key, y.size)

@@ -1,9 +1,11 @@
-"""File plumbing shared by compress and decompress: ``-`` for stdin/stdout, atomic writes,
-OS errors as one-line user errors, and a tqdm progress bar on stderr."""
+"""File plumbing shared by compress and decompress: ``-`` for stdin/stdout, atomic writes
+of regular files (devices and FIFOs written through), OS errors as one-line user errors,
+and a tqdm progress bar on stderr."""
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -23,24 +25,56 @@ def read_input(name: str) -> bytes:
 
 
 def write_output(name: str, data: bytes) -> None:
-    """Write ``data`` to file ``name`` (atomically: a failure leaves no partial file) or stdout."""
+    """Write ``data`` to file ``name``, or to stdout for ``-``.
+
+    A regular file (or a new one) is replaced atomically: the data goes to a temporary file
+    beside it, which then takes its name, so a failure leaves the old file or none, never a
+    partial one; the new file keeps the old one's permissions. A symbolic link is followed:
+    its target is replaced and the link stays. Anything else that exists (``/dev/null``,
+    ``/dev/stdout``, a terminal, a FIFO) is opened and written through, as a shell's ``>``
+    would. A failed write (``ENOSPC`` from a full disk or ``/dev/full``, ``EPIPE``, ...) is a
+    GenjsccError naming the path.
+    """
     try:
         if name == "-":
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
             return
-        target = Path(name)
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".",
-                                   prefix=f".{target.name}.", suffix=".tmp")
+        target = Path(os.path.realpath(name))  # a symlink's target; the link itself stays
         try:
-            with os.fdopen(fd, "wb") as handle:
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):
+            with open(target, "wb") as handle:  # a device or FIFO: write through
                 handle.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            return
+        _replace_atomically(target, data, mode)
     except OSError as error:
         raise GenjsccError(f"cannot write {name}: {error.strerror or error}") from error
+
+
+def _replace_atomically(target: Path, data: bytes, mode: int | None) -> None:
+    """Write ``data`` to a temporary file beside ``target`` and rename it to ``target``."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            # mkstemp makes 0600; keep the old file's mode, or what open() would give a new one
+            os.fchmod(handle.fileno(), stat.S_IMODE(mode) if mode is not None
+                      else 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class ProgressBar:

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from genjscc.commands._io import read_input, with_bar, write_output
+from genjscc.errors import GenjsccError
 
 EPILOG = """examples:
   genjscc compress notes.txt notes.gjz                 the shipped byte-level model
@@ -50,8 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genjscc.core.source.codec import DEFAULT_CHUNK_SIZE, compress, load_model
+    from genjscc.core.source.codec import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, compress, load_model
 
+    chunk = DEFAULT_CHUNK_SIZE if args.chunk is None else args.chunk
+    if not 1 <= chunk <= MAX_CHUNK_SIZE:  # 0 too: it is not "the default"
+        raise GenjsccError(f"--chunk must be in [1, {MAX_CHUNK_SIZE}] bytes, got {chunk}")
     data = read_input(args.input)
     if args.backend not in (None, "", "local"):
         from genjscc.serve.client import connect
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = load_model(args.model, args.device)
     blob = with_bar("compress", "sym", args.quiet, lambda bar: compress(
-        data, model, chunk_size=args.chunk or DEFAULT_CHUNK_SIZE,
+        data, model, chunk_size=chunk,
         batch=args.batch, threads=args.threads, progress=bar, keep_chunks=args.keep_chunks))
     write_output(args.output, blob)
     if not args.quiet:

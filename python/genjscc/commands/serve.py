@@ -1,10 +1,12 @@
 """Serve the neural parts (ECCT, BP, LM probabilities, ...) to radio hosts over ZeroMQ.
 
 A broker binds --bind for clients (127.0.0.1 unless told otherwise) and --worker-bind for
-workers; --workers local worker processes load --models and run the batches. Requests of
+workers (127.0.0.1 unless told otherwise, or with --curve-keys the --bind host); --workers
+local worker processes load --models and run the batches. Requests of
 the same model are batched dynamically (up to --max-batch requests, waiting at most
 --max-delay-ms for more). Workers on other hosts join with `genjscc serve --worker --connect
-tcp://BROKER:PORT` (the worker port). Wire protocol, ops and security: docs/protocol.md.
+tcp://BROKER:PORT` (the worker port) and prove --worker-secret FILE (or CurveZMQ keys).
+Wire protocol, ops, limits and security: docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import sys
 
 from genjscc.errors import GenjsccError
+from genjscc.serve.protocol import MAX_CLIENT_QUEUE, MAX_REQUEST_MS, SLICE_MS
 
 EPILOG = """\
 examples:
@@ -22,8 +25,11 @@ examples:
   genjscc serve --models lm-small --device cuda --bind tcp://0.0.0.0:5555 \\
                 --curve-keys keys/ --workers 2 --max-batch 64 --max-delay-ms 2
                                       a GPU host reachable by others, authenticated
-  genjscc serve --worker --connect tcp://gpu-host:5556 --device cuda
+  genjscc serve --worker --connect tcp://gpu-host:5556 --device cuda --curve-keys keys/
                                       one more worker from another host
+  genjscc serve --models lm-small --worker-bind tcp://10.0.0.5:5556 --worker-secret s.txt
+  genjscc serve --worker --connect tcp://10.0.0.5:5556 --worker-secret s.txt
+                                      workers on a private network without CurveZMQ
   genjscc serve --gen-keys keys/      CurveZMQ keys: copy keys/server.key and
                                       keys/client.key_secret to the clients
   genjscc serve --status tcp://gpu-host:5555    health, models and stats as JSON
@@ -31,6 +37,12 @@ examples:
 clients: blocks take backend="tcp://HOST:5555"; genjscc ber/compress/decompress take
 --backend tcp://HOST:5555; set GENJSCC_CURVE_KEYS=DIR for a server with --curve-keys.
 model specs: a zoo name (genjscc models), bp:CODE, ecct:FILE.safetensors, lm:smollm2.
+
+limits (docs/protocol.md): a request estimated over --max-request-ms of work (rows x the
+model's cost per row) gets 'too_large' before any work; larger than --slice-ms it is cut
+into slices, served round-robin between clients; a client may queue --max-client-queue
+requests; per worker, LM sessions hold at most 16384 rows together (then 'busy') and expire
+after 10 idle minutes; frames of 64 MiB, messages of 256 MiB.
 """
 
 
@@ -44,7 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="client endpoint (default: %(default)s; use tcp://0.0.0.0:PORT "
                              "to accept other hosts, with --curve-keys)")
     parser.add_argument("--worker-bind", default=None, metavar="ENDPOINT",
-                        help="worker endpoint (default: the --bind host, port + 1)")
+                        help="worker endpoint (default: port + 1 on 127.0.0.1, or on the "
+                             "--bind host with --curve-keys)")
+    parser.add_argument("--worker-secret", default=None, metavar="FILE",
+                        help="shared secret (16+ bytes) workers must prove to join; give "
+                             "remote workers the same file (default: a random one, known "
+                             "to the local workers only)")
     parser.add_argument("--workers", type=int, default=1,
                         help="local worker processes (default: %(default)s; 0: remote only)")
     parser.add_argument("--max-batch", type=int, default=32,
@@ -57,6 +74,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch threads per worker for batched ops (default: %(default)s)")
     parser.add_argument("--max-queue", type=int, default=4096,
                         help="queued requests before new ones get 'busy' (default: %(default)s)")
+    parser.add_argument("--max-client-queue", type=int, default=MAX_CLIENT_QUEUE,
+                        help="queued requests of one client before its new ones get 'busy' "
+                             "(default: %(default)s)")
+    parser.add_argument("--max-request-ms", type=float, default=MAX_REQUEST_MS,
+                        help="estimated work of one request (ms on one core of the reference "
+                             "machine) above which it gets 'too_large' (default: %(default)g)")
+    parser.add_argument("--slice-ms", type=float, default=SLICE_MS,
+                        help="work of one slice: larger requests are cut and served in turn "
+                             "with other clients' (default: %(default)g)")
     parser.add_argument("--curve-keys", default=None, metavar="DIR",
                         help="CurveZMQ authentication and encryption with the keys in DIR")
     parser.add_argument("--worker", action="store_true",
@@ -101,8 +127,14 @@ def run(args: argparse.Namespace) -> int:
         from genjscc.serve.worker import Worker
 
         parse_backend(args.connect)
+        from genjscc.serve.worker import worker_secret
+
+        secret = worker_secret(args.worker_secret)
+        if secret is None and not args.curve_keys:
+            raise GenjsccError("a worker needs --worker-secret FILE (the broker's) or "
+                               "--curve-keys DIR to be accepted by the broker")
         worker = Worker(args.connect, _models(args.models) or None, args.device, args.threads,
-                        args.curve_keys)
+                        args.curve_keys, secret=secret)
         import signal
 
         signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
@@ -116,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
                          worker_bind=args.worker_bind, workers=args.workers,
                          max_batch=args.max_batch, max_delay_ms=args.max_delay_ms,
                          threads=args.threads, curve_keys=args.curve_keys,
-                         max_queue=args.max_queue)
+                         max_queue=args.max_queue, max_client_queue=args.max_client_queue,
+                         max_request_ms=args.max_request_ms, slice_ms=args.slice_ms,
+                         worker_secret=args.worker_secret)
     if args.models:
         from genjscc.serve.registry import split_spec
 

@@ -43,7 +43,7 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -55,6 +55,8 @@ from genjscc.serve import protocol as P
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 2
 PROBE_INTERVAL_S = 0.5
+NOTICE_EVERY_S = 5.0
+"""How often a waiting request calls ``Client.notice`` (when set)."""
 CONNECT_TIMEOUT_S = 2.0
 CURVE_ENV = "GENJSCC_CURVE_KEYS"
 
@@ -161,6 +163,10 @@ class Client:
         self._down_since: float | None = None
         self._next_try = 0.0
         self._models: list[dict[str, Any]] | None = None
+        self.server_limits: dict[str, Any] = {}  # the "limits" of its last models reply
+        self.notice: Callable[[str], None] | None = None
+        """Called with a line while a reply is late (every NOTICE_EVERY_S) and before each
+        retry, so a command can say why it waits (``genjscc ber --backend``)."""
         self._to_close: deque = deque()
         self._curve = None
         if self.curve_keys:
@@ -244,12 +250,15 @@ class Client:
                 header["id"] = f"{self._prefix}-{next(self._ids)}"
                 frames = P.encode(header, arrays)
                 try:
-                    reply = self._attempt(header["id"], frames, timeout)
+                    reply = self._attempt(header["id"], frames, timeout,
+                                          f"attempt {tried} of {attempts}")
                 except ServerUnavailable as error:
                     last = str(error)
                     self._reset()
                     if isinstance(error, _NoConnection):
                         break
+                    if self.notice is not None and tried < attempts:
+                        self.notice(f"{last}; retrying (attempt {tried + 1} of {attempts})")
                     continue
                 self._down_since = None
                 return _result(reply)
@@ -259,7 +268,7 @@ class Client:
             self._next_try = now + self.probe_interval_s
             raise ServerUnavailable(last + (f" ({tried} attempts)" if tried > 1 else ""))
 
-    def _attempt(self, request_id: str, frames: list, timeout: float
+    def _attempt(self, request_id: str, frames: list, timeout: float, which: str = ""
                  ) -> tuple[dict[str, Any], list[np.ndarray]]:
         sock = self._socket()
         connect_wait = min(timeout, self.connect_timeout_s)
@@ -273,10 +282,17 @@ class Client:
             sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
         except zmq.ZMQError as error:
             raise ServerUnavailable(f"cannot send to {self.endpoint}: {error}") from None
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sock.poll(max(1, int(remaining * 1000))):
+            wait = remaining if self.notice is None else min(remaining, NOTICE_EVERY_S)
+            if remaining <= 0 or not sock.poll(max(1, int(wait * 1000))):
+                if self.notice is not None and time.monotonic() < deadline:  # a notice is due
+                    self.notice(f"waiting for the genjscc server at {self.endpoint}: no reply "
+                                f"for {time.monotonic() - start:.0f} s of {timeout:.0f} s "
+                                f"({which})")
+                    continue
                 raise ServerUnavailable(f"no reply from the genjscc server at {self.endpoint} "
                                         f"within {timeout:.1f} s")
             reply = sock.recv_multipart(copy=False)
@@ -318,7 +334,10 @@ class Client:
     def models(self, refresh: bool = True) -> list[dict[str, Any]]:
         """What the server serves: name, kind, sha256, device, info, ops, workers."""
         if refresh or self._models is None:
-            self._models = list(self.request("models").result.get("models", []))
+            result = self.request("models").result
+            self._models = list(result.get("models", []))
+            limits = result.get("limits")
+            self.server_limits = limits if isinstance(limits, dict) else {}
         return self._models
 
     def find_model(self, kind: str, name: str | None = None, sha256: str | None = None,
@@ -477,7 +496,8 @@ class RemoteDecoder:
         flat = x.reshape(-1, self.n)
         desc = self.resolve()
         sha = self.expected_sha256 or desc["sha256"]
-        step = max(1, min(1 << 16, self.client.limits.max_array_bytes // (4 * self.n)))
+        step = max(1, min(1 << 16, self.client.limits.max_array_bytes // (4 * self.n),
+                          self._max_rows(desc)))
         parts: list[list[np.ndarray]] = []
         try:
             for start in range(0, flat.shape[0], step):
@@ -493,6 +513,17 @@ class RemoteDecoder:
         else:
             outs = [np.concatenate([p[j] for p in parts]) for j in range(len(parts[0]))]
         return outs, lead, device
+
+    def _max_rows(self, desc: dict[str, Any]) -> int:
+        """Rows per request under the server's ``max_request_ms`` for this op's cost."""
+        cost = ((desc.get("ops") or {}).get("decode") or {}).get("cost")
+        limit = self.client.server_limits.get("max_request_ms")
+        if not isinstance(cost, dict) or not isinstance(limit, int | float):
+            return 1 << 16
+        scale = self.params.get(cost.get("scale"), cost.get("scale_default", 1)) \
+            if isinstance(cost.get("scale"), str) else 1
+        per_row = self.n * float(cost.get("ms_per_value", 0.0)) * max(1, int(scale))
+        return int(limit // per_row) if per_row > 0 else 1 << 16
 
     def __call__(self, llr: Any) -> Any:
         outs, lead, device = self._run(llr)

@@ -94,6 +94,20 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+# Scheduling limits of the broker (genjscc serve flags; docs/protocol.md, Limits). Work is
+# estimated from each op's ``cost`` (genjscc.serve.registry.Op) in ms on one core of the
+# reference machine.
+MAX_REQUEST_MS = 10_000.0
+"""Default cap on one request's estimated work (``--max-request-ms``): a third of the
+client's default 30 s timeout, so the largest accepted request finishes in time on the
+reference machine (docs/protocol.md, Limits)."""
+SLICE_MS = 250.0
+"""Default work of one slice (``--slice-ms``): requests estimated above it are cut into
+slices of at most this much work, scheduled one at a time, round-robin between clients."""
+MAX_CLIENT_QUEUE = 1024
+"""Default requests one client may have queued (``--max-client-queue``) before it gets
+``busy``: a quarter of ``--max-queue``, so one client cannot fill the queue."""
+
 
 # ------------------------------------------------------------------------------- arrays
 
@@ -241,7 +255,7 @@ def parse_request(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> dic
     check_sizes(frames, limits)
     header = parse_json(frames[0])
     version = header.get("v")
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # true and 1.0 equal 1 in Python
         raise ProtocolError("unsupported_version", f"protocol version {version!r}; this server "
                                                    f"speaks version {VERSION}")
     op = header.get("op")

@@ -73,6 +73,10 @@ class Op:
             were queued together (several sessions' LM steps) and returns, per request,
             ``(arrays, result)`` or the exception that request raised; the op decides what
             it can merge.
+        cost: the estimated work of a request, for the broker's per-request cap and slices:
+            ``{"ms_per_value": C}`` (ms per value of the first array on one core of the
+            reference machine), optionally with ``"scale": PARAM, "scale_default": D`` (times
+            ``params[PARAM]``, e.g. ``num_iters``); None: not estimated (not capped).
     """
 
     call: OpCall
@@ -80,6 +84,7 @@ class Op:
     check: Callable[[Arrays, dict[str, Any]], None] | None = None
     session: str | None = None
     call_many: Callable[[list[tuple[Arrays, dict[str, Any]]]], list[Any]] | None = None
+    cost: dict[str, Any] | None = None
 
 
 @dataclass
@@ -98,7 +103,7 @@ class Servable:
         """The JSON description workers send to the broker and the ``models`` op returns."""
         return {"name": self.name, "kind": self.kind, "sha256": self.sha256,
                 "device": self.device, "info": self.info,
-                "ops": {name: {"merge": op.merge, "session": op.session}
+                "ops": {name: {"merge": op.merge, "session": op.session, "cost": op.cost}
                         for name, op in self.ops.items()}}
 
 
@@ -211,6 +216,22 @@ def _torch_device(device: str):
 
 # -------------------------------------------------------------------------------- ecct
 
+# Work estimates (ms on one core of the reference machine, the project's 2-core x86 dev
+# host; docs/protocol.md, Limits, says how they were measured). An ECCT row costs
+# layers x (d_model / 32) x (a T + b T^2) with T = n + m tokens (linear layers + attention);
+# a BP row costs BP_MS_PER_VALUE_ITER per LLR and iteration (the slowest decoder measured).
+ECCT_MS_PER_TOKEN = 0.02 / 6
+ECCT_MS_PER_TOKEN2 = 1.5e-4 / 6
+BP_MS_PER_VALUE_ITER = 1e-4
+
+
+def ecct_row_ms(n: int, m: int, num_layers: int, d_model: int) -> float:
+    """Estimated ms to decode one word with an ECCT of this shape (see the constants)."""
+    tokens = n + m
+    return num_layers * (d_model / 32) * (ECCT_MS_PER_TOKEN * tokens
+                                          + ECCT_MS_PER_TOKEN2 * tokens ** 2)
+
+
 
 def load_ecct(spec: str, device: str) -> Servable:
     """An ECCT: op ``decode`` takes LLRs ``<f4 [B, n]`` (finite, ``ln P(0)/P(1)``) and returns
@@ -249,8 +270,10 @@ def load_ecct(spec: str, device: str) -> Servable:
     info = {"n": n, "m": int(net.m), "h_sha256": parity_check_sha256(h),
             "config": {k: getattr(net.config, k) for k in ("num_layers", "d_model",
                                                            "num_heads")}}
+    row_ms = ecct_row_ms(n, int(net.m), net.config.num_layers, net.config.d_model)
     return Servable(spec, "ecct", sha, dev.type, info,
-                    {"decode": Op(decode, merge=True, check=_llr_check(n))})
+                    {"decode": Op(decode, merge=True, check=_llr_check(n),
+                                  cost={"ms_per_value": row_ms / n})})
 
 
 # ---------------------------------------------------------------------------------- bp
@@ -327,8 +350,9 @@ def load_bp(spec: str, device: str) -> Servable:
 
     info = {"n": n, "m": int(code.H.shape[0]), "code": code.name, "h_sha256": h_sha,
             "decoders": allowed}
+    cost = {"ms_per_value": BP_MS_PER_VALUE_ITER, "scale": "num_iters", "scale_default": 50}
     return Servable(f"bp:{spec}", "bp", h_sha, dev.type, info,
-                    {"decode": Op(decode, merge=True, check=check)})
+                    {"decode": Op(decode, merge=True, check=check, cost=cost)})
 
 
 # ---------------------------------------------------------------------------------- lm
@@ -336,6 +360,10 @@ def load_bp(spec: str, device: str) -> Servable:
 LM_MAX_SESSIONS = 1024
 LM_SESSION_TTL_S = 600.0
 LM_MAX_ROWS = 4096
+LM_MAX_SESSION_ROWS = 16384
+"""Rows of all LM sessions of one worker together (its memory budget): an lm-small session
+took 22 KB per row after its first step (docs/protocol.md, Limits), so about 360 MB. An
+``lm_start`` over the budget gets ``busy`` until sessions end or expire."""
 
 
 @dataclass
@@ -429,8 +457,14 @@ def load_lm(spec: str, device: str) -> Servable:
             raise ValueError("lm_start needs a session id (the broker assigns it)")
         expire(time.monotonic())
         if len(sessions) >= LM_MAX_SESSIONS:
-            raise ValueError(f"this worker holds {LM_MAX_SESSIONS} LM sessions already; close "
-                             "some (they expire after 10 idle minutes)")
+            raise OpError("busy", f"this worker holds {LM_MAX_SESSIONS} LM sessions already; "
+                          "retry later (idle sessions expire after "
+                          f"{LM_SESSION_TTL_S:g} s)")
+        held = sum(v.rows for v in sessions.values())
+        if held + rows > LM_MAX_SESSION_ROWS:
+            raise OpError("busy", f"this worker's LM sessions hold {held} rows; {rows} more "
+                          f"would pass its budget of {LM_MAX_SESSION_ROWS}: retry later or "
+                          f"with fewer rows (idle sessions expire after {LM_SESSION_TTL_S:g} s)")
         if row_block not in views:  # one view of the model per row block
             views[row_block] = model.with_row_block(row_block)
         blocked = views[row_block]

@@ -13,6 +13,12 @@ only clients whose public key is in ``authorized/``; everything else fails the C
 handshake and never reaches the server's code. A client (and a worker) loads
 ``server.key`` and ``client.key_secret``. More clients: ``genjscc serve --gen-keys DIR
 --client-name NAME`` adds ``NAME.key``/``NAME.key_secret`` and authorizes ``NAME.key``.
+
+Workers also prove a shared secret (``--worker-secret FILE`` on the broker and on each
+worker; a broker started without one makes a random one for its local workers): the broker
+sends a one-time nonce and accepts a worker's ``ready`` only with :func:`worker_proof` of it.
+Without CurveZMQ this keeps processes that do not know the secret from registering as
+workers; it does not hide the traffic from someone on the path (CurveZMQ does).
 """
 
 from __future__ import annotations
@@ -104,3 +110,31 @@ def make_curve_server(sock, public: bytes, secret: bytes) -> None:
     sock.curve_secretkey = secret
     sock.curve_publickey = public
     sock.curve_server = True
+
+
+# ------------------------------------------------------------------ worker shared secret
+
+
+def read_worker_secret(path: str | Path) -> bytes:
+    """The shared secret in file ``path`` (``--worker-secret``): its bytes, surrounding
+    whitespace stripped; at least 16 of them."""
+    file = Path(path).expanduser()
+    try:
+        secret = file.read_bytes().strip()
+    except OSError as error:
+        raise GenjsccError(f"cannot read the worker secret {file}: {error.strerror or error}; "
+                           "make one with e.g. `head -c 32 /dev/urandom | base64 > FILE`"
+                           ) from error
+    if len(secret) < 16:
+        raise GenjsccError(f"worker secret {file} holds {len(secret)} bytes; use at least 16 "
+                           "random ones (e.g. `head -c 32 /dev/urandom | base64 > FILE`)")
+    return secret
+
+
+def worker_proof(secret: bytes, nonce: str, worker: str) -> str:
+    """What a worker sends with ``ready``: HMAC-SHA256 of the broker's one-time ``nonce`` and
+    the worker's id under the shared secret (the secret itself never travels)."""
+    import hashlib
+    import hmac
+
+    return hmac.new(secret, f"{nonce}:{worker}".encode(), hashlib.sha256).hexdigest()

@@ -27,8 +27,10 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import itertools
 import json
+import math
 import os
 import socket
 import subprocess
@@ -46,12 +48,19 @@ import zmq
 
 from genjscc.errors import GenjsccError
 from genjscc.serve import protocol as P
+from genjscc.serve.security import read_worker_secret, worker_proof
 from genjscc.serve.worker import _control
 
 WORKER_TIMEOUT_S = 2.0
 DEFAULT_DEADLINE_S = 120.0
 MAX_BATCH_ROWS = 1 << 16
+MAX_REQUEST_MS, SLICE_MS, MAX_CLIENT_QUEUE = P.MAX_REQUEST_MS, P.SLICE_MS, P.MAX_CLIENT_QUEUE
+SESSION_IDLE_S = 600.0
+"""The broker forgets an LM session idle this long (the worker drops it too)."""
+WORKER_SECRET_ENV = "GENJSCC_WORKER_SECRET"
+"""How a broker hands its worker secret (hex) to the local workers it starts."""
 RESPAWN_DELAY_S = 1.0
+DRAIN_BATCH = 256
 BROKER_OPS = ("health", "models", "stats")
 
 
@@ -69,6 +78,10 @@ class ServeConfig:
     threads: int = 1
     curve_keys: str | None = None
     max_queue: int = 4096
+    max_client_queue: int = MAX_CLIENT_QUEUE
+    max_request_ms: float = MAX_REQUEST_MS
+    slice_ms: float = SLICE_MS
+    worker_secret: str | None = None
     limits: P.Limits = field(default_factory=P.Limits)
 
     def __post_init__(self) -> None:
@@ -80,16 +93,25 @@ class ServeConfig:
             raise GenjsccError(f"--max-delay-ms must be in [0, 10000], got {self.max_delay_ms}")
         if not isinstance(self.threads, int) or self.threads < 1:
             raise GenjsccError(f"--threads must be >= 1, got {self.threads}")
+        if not isinstance(self.max_client_queue, int) or self.max_client_queue < 1:
+            raise GenjsccError(f"--max-client-queue must be >= 1, got {self.max_client_queue}")
+        if not 0 < self.slice_ms <= self.max_request_ms:
+            raise GenjsccError(f"--slice-ms must be in (0, --max-request-ms], got "
+                               f"{self.slice_ms} (--max-request-ms {self.max_request_ms})")
         if self.workers and not self.models:
             raise GenjsccError("--models is empty: name at least one model to serve (e.g. "
                                "--models ecct-polar_n64_k32,lm-small,bp:LDPC_N49_K24)")
 
 
-def default_worker_bind(bind: str) -> str:
-    """The worker endpoint next to ``bind``: same host, port + 1 (``ipc://X`` -> ``X-workers``)."""
+def default_worker_bind(bind: str, loopback: bool = False) -> str:
+    """The worker endpoint next to ``bind``: port + 1 (``ipc://X`` -> ``X-workers``), on the
+    same host, or on 127.0.0.1 with ``loopback`` (the default without CurveZMQ: workers from
+    other hosts then need an explicit ``--worker-bind``)."""
     parts = urlsplit(bind)
     if parts.scheme == "tcp":
         host, _, port = parts.netloc.rpartition(":")
+        if loopback and not is_loopback(bind):
+            host = "127.0.0.1"
         if port == "*" or port == "0":
             return f"tcp://{host}:*"
         if port.isdigit():
@@ -113,10 +135,10 @@ def _connectable(endpoint: str) -> str:
 
 
 class Pending:
-    """One queued client request."""
+    """One queued client request (or one slice of one: ``parent`` set)."""
 
-    __slots__ = ("arrival", "attempts", "deadline", "envelope", "frames", "header", "key",
-                 "merge", "model", "op", "rows", "session")
+    __slots__ = ("arrival", "attempts", "client", "cost", "deadline", "envelope", "frames",
+                 "header", "key", "merge", "model", "op", "parent", "part", "rows", "session")
 
     def __init__(self, envelope: list, frames: list, header: dict[str, Any], now: float) -> None:
         self.envelope, self.frames, self.header = envelope, frames, header
@@ -131,6 +153,68 @@ class Pending:
         self.key: tuple = ()
         self.merge = False
         self.session: str | None = None
+        self.client = bytes(P._frame_bytes(envelope[0])) if envelope else b""
+        self.cost = 0.0  # estimated ms of work (Broker._cost_ms)
+        self.parent: Sliced | None = None
+        self.part = 0
+
+
+class Sliced:
+    """A request cut into slices along axis 0: the replies of its parts, joined when all came."""
+
+    __slots__ = ("done", "parts", "request")
+
+    def __init__(self, request: Pending, count: int) -> None:
+        self.request = request
+        self.parts: list[tuple[dict, list[np.ndarray]] | None] = [None] * count
+        self.done = False
+
+
+class FairQueue:
+    """The requests of one batch key: one FIFO per client, so that the broker can serve the
+    clients in turn (:meth:`Broker._next_client`) instead of in arrival order, where a
+    client with thousands of queued requests would hold up everyone behind them."""
+
+    def __init__(self) -> None:
+        self.by_client: dict[bytes, deque] = {}
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def append(self, p: Pending, front: bool = False) -> None:
+        queue = self.by_client.setdefault(p.client, deque())
+        if front:
+            queue.appendleft(p)
+        else:
+            queue.append(p)
+        self.size += 1
+
+    def oldest(self) -> Pending:
+        return min((q[0] for q in self.by_client.values()), key=lambda p: p.arrival)
+
+    def pop(self, client: bytes) -> Pending:
+        queue = self.by_client[client]
+        p = queue.popleft()
+        if not queue:
+            del self.by_client[client]
+        self.size -= 1
+        return p
+
+    def expired(self, now: float) -> list[Pending]:
+        """Remove and return the requests whose deadline has passed."""
+        out = []
+        for client in list(self.by_client):
+            queue = self.by_client[client]
+            keep = deque(p for p in queue if now <= p.deadline)
+            if len(keep) != len(queue):
+                out += [p for p in queue if now > p.deadline]
+                self.size -= len(queue) - len(keep)
+                if keep:
+                    self.by_client[client] = keep
+                else:
+                    del self.by_client[client]
+        return out
 
 
 @dataclass
@@ -183,7 +267,22 @@ def _valid_description(desc: Any) -> bool:
     return all(isinstance(name, str) and isinstance(op, dict)
                and isinstance(op.get("merge"), bool)
                and op.get("session") in (None, "start", "use", "end")
+               and _valid_cost(op.get("cost"))
                for name, op in ops.items())
+
+
+def _valid_cost(cost: Any) -> bool:
+    """An op's ``cost`` (see :func:`_cost_ms`): absent, or finite non-negative numbers."""
+    if cost is None:
+        return True
+    if not isinstance(cost, dict):
+        return False
+    per_value, default = cost.get("ms_per_value"), cost.get("scale_default", 1)
+    number = (isinstance(per_value, int | float) and not isinstance(per_value, bool)
+              and math.isfinite(per_value) and per_value >= 0)
+    scale = cost.get("scale") is None or isinstance(cost.get("scale"), str)
+    return number and scale and (isinstance(default, int) and not isinstance(default, bool)
+                                 and default >= 0)
 
 
 class Broker:
@@ -197,9 +296,15 @@ class Broker:
         self.frontend = self.backend = None
         self.auth = None
         self.workers: dict[bytes, WorkerState] = {}
-        self.queues: dict[tuple, deque] = {}
+        self.queues: dict[tuple, FairQueue] = {}
         self.waiting: dict[str, deque] = {}
         self.sessions: dict[str, WorkerState] = {}
+        self.session_used: dict[str, float] = {}
+        self.turn: dict[bytes, int] = {}  # client -> when it was last served (a tick)
+        self.ticks = itertools.count(1)
+        self.queued_by: Counter = Counter()  # client -> requests (slices) in self.queues
+        self.secret = b""
+        self.nonces: dict[bytes, str] = {}  # worker identity -> challenge for its next ready
         self.stats: dict[str, ModelStats] = {}
         self.totals = Counter()
         self.task_ids = itertools.count(1)
@@ -241,12 +346,20 @@ class Broker:
             if curve is not None:
                 curve[0](sock, curve[1], curve[2])
             setattr(self, name, sock)
-        worker_bind = self.cfg.worker_bind or default_worker_bind(self.cfg.bind)
+        self.secret = (read_worker_secret(self.cfg.worker_secret) if self.cfg.worker_secret
+                       else os.urandom(32))  # without a file: only our local workers know it
+        worker_bind = self.cfg.worker_bind or default_worker_bind(
+            self.cfg.bind, loopback=not self.cfg.curve_keys)
         self.endpoint = self._bind(self.frontend, self.cfg.bind, "client")
         self.worker_endpoint = self._bind(self.backend, worker_bind, "worker")
-        if not is_loopback(self.cfg.bind) and not self.cfg.curve_keys:
-            self.log(f"WARNING: {self.cfg.bind} is reachable from other hosts and "
-                     "unauthenticated; use --curve-keys DIR (see docs/protocol.md)")
+        if not self.cfg.curve_keys and not (is_loopback(self.endpoint)
+                                            and is_loopback(self.worker_endpoint)):
+            workers = ("workers must prove the --worker-secret" if self.cfg.worker_secret
+                       else "only local workers can join (give remote ones --worker-secret)")
+            self.log(f"WARNING: client endpoint {self.endpoint} and worker endpoint "
+                     f"{self.worker_endpoint} are neither encrypted nor authenticated "
+                     f"(CurveZMQ is off); {workers}; use --curve-keys DIR on a network "
+                     "others share (see docs/protocol.md)")
         for _ in range(self.cfg.workers):
             self.local.append({"proc": self._spawn(), "respawn_at": None})
 
@@ -260,6 +373,7 @@ class Broker:
             cmd += ["--curve-keys", str(self.cfg.curve_keys)]
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", str(self.cfg.threads))
+        env[WORKER_SECRET_ENV] = self.secret.hex()  # not in argv: other users see argv
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env=env)
 
     def close(self) -> None:
@@ -309,7 +423,9 @@ class Broker:
             self._announce()
 
     def _drain(self, sock: zmq.Socket, handler) -> None:
-        for _ in range(2000):
+        # a bounded batch: a flood of (refused) messages must not keep the loop from
+        # scheduling the requests it has accepted (ZeroMQ reads the clients in turn)
+        for _ in range(DRAIN_BATCH):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -330,8 +446,9 @@ class Broker:
             delay = self.cfg.max_delay_ms / 1000.0
             now = time.monotonic()
             for queue in self.queues.values():
-                if queue and queue[0].merge:
-                    wait = min(wait, max(0.0, queue[0].arrival + delay - now))
+                head = queue.oldest() if queue else None
+                if head is not None and head.merge:
+                    wait = min(wait, max(0.0, head.arrival + delay - now))
         return max(0, int(wait * 1000 + 0.999))
 
     def _announce(self) -> None:
@@ -384,6 +501,11 @@ class Broker:
             self._error(envelope, header["id"], "busy", f"the server holds "
                         f"{self.cfg.max_queue} queued requests; retry later", model)
             return
+        if self.queued_by[pending.client] >= self.cfg.max_client_queue:
+            self._error(envelope, header["id"], "busy", f"this client has "
+                        f"{self.cfg.max_client_queue} requests queued already; wait for "
+                        "their replies (--max-client-queue)", model)
+            return
         self._route(pending)
 
     def _describe(self, model: str) -> dict[str, Any] | None:
@@ -422,6 +544,20 @@ class Broker:
                         f"{desc['sha256'][:16]}..., the client expects {expected[:16]}...; "
                         "both sides must use identical weights", p.model)
             return
+        if p.parent is None and not p.attempts:
+            p.cost = _cost_ms(p, op)
+            if p.cost > self.cfg.max_request_ms:
+                per_row = p.cost / max(1, p.rows)
+                self._error(p.envelope, request_id, "too_large", f"this request is estimated "
+                            f"at {p.cost:.0f} ms of work ({p.rows} rows x {per_row:.3g} ms); "
+                            f"the server takes at most {self.cfg.max_request_ms:g} ms per "
+                            f"request: send at most {int(self.cfg.max_request_ms // per_row)} "
+                            "rows at a time", p.model)
+                return
+            if op.get("merge") and p.cost > self.cfg.slice_ms and p.rows > 1:
+                for part in self._slices(p):
+                    self._route(part)
+                return
         if op.get("session") in ("use", "end"):
             sid = (p.header.get("params") or {}).get("session")
             owner = self.sessions.get(sid) if isinstance(sid, str) else None
@@ -431,6 +567,7 @@ class Broker:
                             "its worker restarted): start again", p.model)
                 return
             p.session = sid
+            self.session_used[sid] = p.arrival
             owner.pinned.append(p)
             return
         p.merge = bool(op.get("merge")) and self.cfg.max_batch > 1
@@ -441,7 +578,43 @@ class Broker:
                      all(a["shape"] for a in arrays) and bool(arrays))
         else:
             p.key = (p.model, p.op)
-        self.queues.setdefault(p.key, deque()).append(p)
+        self._enqueue(p)
+
+    def _enqueue(self, p: Pending, front: bool = False) -> None:
+        self.queues.setdefault(p.key, FairQueue()).append(p, front)
+        if p.client not in self.turn:  # a client that had nothing queued waits its turn
+            self.turn[p.client] = next(self.ticks)
+        self.queued_by[p.client] += 1
+
+    def _dequeued(self, p: Pending) -> None:
+        self.queued_by[p.client] -= 1
+        if self.queued_by[p.client] <= 0:
+            del self.queued_by[p.client]
+            self.turn.pop(p.client, None)
+
+    def _slices(self, p: Pending) -> list[Pending]:
+        """``p`` cut along axis 0 into slices of at most ``slice_ms`` of work each."""
+        specs = p.header.get("arrays") or []
+        if not specs or any(not a["shape"] or a["shape"][0] != p.rows for a in specs):
+            return [p]  # no common batch axis: the worker refuses it
+        step = max(1, int(self.cfg.slice_ms // (p.cost / p.rows)))
+        starts = range(0, p.rows, step)
+        parent = Sliced(p, len(starts))
+        row_bytes = [P.DTYPES[a["dtype"]].itemsize * math.prod(a["shape"][1:]) for a in specs]
+        out = []
+        for k, start in enumerate(starts):
+            stop = min(p.rows, start + step)
+            header = {**p.header, "arrays": [{"dtype": a["dtype"],
+                                              "shape": [stop - start, *a["shape"][1:]]}
+                                             for a in specs]}
+            frames = [json.dumps(header).encode()]
+            for frame, size in zip(p.frames[1:], row_bytes, strict=True):
+                frames.append(P._frame_bytes(frame)[start * size:stop * size])
+            part = Pending(p.envelope, frames, header, p.arrival)
+            part.deadline, part.attempts = p.deadline, p.attempts
+            part.cost, part.parent, part.part = p.cost * (stop - start) / p.rows, parent, k
+            out.append(part)
+        return out
 
     # ----------------------------------------------------------------------- batching
 
@@ -460,34 +633,56 @@ class Broker:
                                                                self.cfg.max_batch))]
                 self._dispatch(w, batch, merge=False, now=now)
                 continue
-            best, best_age = None, None
-            for key, queue in self.queues.items():
-                if not queue or key[0] not in w.models:
-                    continue
-                head = queue[0]
-                ready = (not head.merge or not busy or len(queue) >= self.cfg.max_batch
-                         or now >= head.arrival + delay)
-                if ready and (best_age is None or head.arrival < best_age):
-                    best, best_age = key, head.arrival
+            best = self._next_queue(w, now, delay, busy)
             if best is None:
                 continue
-            queue = self.queues[best]
-            batch, rows = [], 0
-            while queue and len(batch) < self.cfg.max_batch:
-                if batch and rows + queue[0].rows > MAX_BATCH_ROWS:
-                    break
-                p = queue.popleft()
-                if now > p.deadline:
-                    self._error(p.envelope, p.header["id"], "expired", "the request waited "
-                                "longer than its timeout_ms", p.model)
-                    continue
-                batch.append(p)
-                rows += p.rows
-            if not queue:
+            batch = self._take(self.queues[best], now)
+            if not self.queues[best]:
                 del self.queues[best]
             if batch:
                 self._dispatch(w, batch, merge=batch[0].merge, now=now)
                 busy = True
+
+    def _next_queue(self, w: WorkerState, now: float, delay: float, busy: bool) -> tuple | None:
+        """The ready queue of a model ``w`` serves holding the client whose turn it is (the
+        one served longest ago), so no client waits behind another's backlog."""
+        best, best_rank = None, None
+        for key, queue in self.queues.items():
+            if not queue or key[0] not in w.models:
+                continue
+            head = queue.oldest()
+            ready = (not head.merge or not busy or len(queue) >= self.cfg.max_batch
+                     or now >= head.arrival + delay)
+            if not ready:
+                continue
+            rank = (min(self.turn.get(c, 0) for c in queue.by_client), head.arrival)
+            if best_rank is None or rank < best_rank:
+                best, best_rank = key, rank
+        return best
+
+    def _take(self, queue: FairQueue, now: float) -> list[Pending]:
+        """A batch from ``queue``: clients in turn, at most ``max_batch`` requests, and at most
+        ``slice_ms`` of work (or one request) so that a task holds its worker briefly."""
+        batch, rows, cost = [], 0, 0.0
+        while queue and len(batch) < self.cfg.max_batch:
+            client = min(queue.by_client, key=lambda c: self.turn.get(c, 0))
+            head = queue.by_client[client][0]
+            if batch and (rows + head.rows > MAX_BATCH_ROWS
+                          or cost + head.cost > self.cfg.slice_ms):
+                break
+            p = queue.pop(client)
+            self._dequeued(p)
+            if client in self.turn:
+                self.turn[client] = next(self.ticks)
+            if p.parent is not None and p.parent.done:
+                continue  # another slice of its request failed: the client has its reply
+            if now > p.deadline:
+                self._fail(p, "expired", "the request waited longer than its timeout_ms")
+                continue
+            batch.append(p)
+            rows += p.rows
+            cost += p.cost
+        return batch
 
     def _dispatch(self, w: WorkerState, batch: list[Pending], merge: bool, now: float) -> None:
         for p in batch:
@@ -498,9 +693,11 @@ class Broker:
                 header["params"] = {**(header.get("params") or {}), "session": sid}
                 p.frames = [json.dumps(header).encode(), *p.frames[1:]]
                 self.sessions[sid] = w
+                self.session_used[sid] = now
                 w.sessions.add(sid)
             elif desc.get("ops", {}).get(p.op, {}).get("session") == "end":
                 self.sessions.pop(p.session, None)
+                self.session_used.pop(p.session, None)
                 w.sessions.discard(p.session)
         task = next(self.task_ids)
         items = [{"tag": i, "frames": len(p.frames)} for i, p in enumerate(batch)]
@@ -539,21 +736,23 @@ class Broker:
             if w is not None:
                 w.last_seen = now
             elif wid.startswith(b"w-"):
-                self._send_worker(wid, {"type": "reset"})
+                self._reset(wid)
             return
         w = self.workers.get(ident)
         if w is not None:
             w.last_seen = now
         if kind == "hello":
-            self._send_worker(ident, {"type": "config", "models": self.cfg.models})
+            self._send_worker(ident, {"type": "config", "models": self.cfg.models,
+                                      "nonce": self._nonce(ident)})
         elif kind == "ready":
-            self._register(ident, msg, now)
+            if self._proven(ident, msg):
+                self._register(ident, msg, now)
         elif kind == "done":
             if w is None:
-                self._send_worker(ident, {"type": "reset"})
+                self._reset(ident)
             elif msg.get("task") == w.task:
                 self._complete(w, msg, frames[3:], now)
-        elif kind == "fatal":
+        elif kind == "fatal" and self._proven(ident, msg):
             text = str(msg.get("message", "a worker failed"))
             if not self.ready_announced and self.cfg.workers:
                 self.fatal = text  # the server stops with this one line
@@ -561,6 +760,44 @@ class Broker:
                 self.log(f"worker {ident.decode(errors='replace')} cannot start: {text}")
         elif kind == "bye" and w is not None:
             self._drop_worker(w, "left")
+
+    def _nonce(self, ident: bytes) -> str:
+        """The challenge of worker ``ident``: the one it was sent already (a worker that said
+        hello twice, or got several resets, proves any of them; the routing identity binds it
+        to that connection), else a new one (4096 at most are remembered; a refused or
+        dropped worker gets a new one)."""
+        if ident not in self.nonces:
+            if len(self.nonces) >= 4096:
+                self.nonces.pop(next(iter(self.nonces)))
+            self.nonces[ident] = os.urandom(16).hex()
+        return self.nonces[ident]
+
+    def _reset(self, ident: bytes) -> None:
+        """Ask an unknown worker to register again (with a new challenge)."""
+        self._send_worker(ident, {"type": "reset", "nonce": self._nonce(ident)})
+
+    def _proven(self, ident: bytes, msg: dict[str, Any]) -> bool:
+        """Whether ``msg`` carries the worker secret's proof for this worker's challenge
+        (always true with CurveZMQ and no --worker-secret: the handshake authenticated it)."""
+        if self.cfg.curve_keys and not self.cfg.worker_secret:
+            return True
+        nonce = self.nonces.get(ident)
+        proof = msg.get("proof")
+        if nonce is not None and isinstance(proof, str) and hmac.compare_digest(
+                proof, worker_proof(self.secret, nonce, ident.decode(errors="replace"))):
+            return True
+        if nonce is None:  # never challenged, or its nonce was evicted: challenge it now
+            self._reset(ident)
+            return False
+        self.nonces.pop(ident, None)
+        self.totals["refused_workers"] += 1
+        if self.totals["refused_workers"] <= 10:
+            self.log(f"refused worker {ident.decode(errors='replace')[:40]!r}: it did not "
+                     "prove the worker secret (--worker-secret FILE, the broker's)")
+        self._send_worker(ident, {"type": "stop", "reason": "the broker refused this worker: "
+                                  "wrong or missing --worker-secret (give the worker the "
+                                  "broker's file)"})
+        return False
 
     def _register(self, ident: bytes, msg: dict[str, Any], now: float) -> None:
         models = {}
@@ -612,6 +849,9 @@ class Broker:
             if p is None:
                 continue  # a second reply for the same request
             batch[tag] = None
+            if p.parent is not None:
+                self._part_done(p, reply, now)
+                continue
             stats = self.stats.setdefault(p.model, ModelStats())
             stats.requests += 1
             stats.rows += p.rows
@@ -622,17 +862,60 @@ class Broker:
             self._reply(p.envelope, reply)
         for p in batch:  # requests the worker did not answer still get a reply
             if p is not None:
-                self._error(p.envelope, p.header["id"], "internal", "the worker returned no "
-                            "reply for this request", p.model)
+                self._fail(p, "internal", "the worker returned no reply for this request")
         w.task, w.items = None, []
         w.tasks_done += 1
 
+    def _part_done(self, p: Pending, reply: list, now: float) -> None:
+        """One slice's reply: kept until every slice has one, then joined into one reply."""
+        parent = p.parent
+        if parent is None or parent.done:
+            return
+        try:
+            header, arrays = P.parse_reply(reply, self.cfg.limits)
+        except P.ProtocolError as error:
+            self._fail(p, "internal", f"a worker's reply to a slice is malformed: {error}")
+            return
+        if not header["ok"]:
+            parent.done = True
+            self.totals["errors"] += 1
+            self.stats.setdefault(p.model, ModelStats()).errors += 1
+            self._reply(p.envelope, reply)
+            return
+        parent.parts[p.part] = (header.get("result") or {}, arrays)
+        if any(part is None for part in parent.parts):
+            return
+        parent.done = True
+        request = parent.request
+        try:
+            joined = [np.concatenate([part[1][j] for part in parent.parts])
+                      for j in range(len(parent.parts[0][1]))]
+        except ValueError as error:  # slices answered with different layouts: a worker bug
+            self._fail(p, "internal", f"cannot join the slices' replies: {error}")
+            return
+        stats = self.stats.setdefault(request.model, ModelStats())
+        stats.requests += 1
+        stats.rows += request.rows
+        stats.latency.append(now - request.arrival)
+        self._reply(request.envelope, P.reply_ok(request.header["id"], parent.parts[0][0],
+                                                 joined))
+
+    def _fail(self, p: Pending, code: str, message: str) -> None:
+        """Answer ``p`` (or the request it is a slice of, once) with an error."""
+        if p.parent is not None:
+            if p.parent.done:
+                return
+            p.parent.done = True
+        self._error(p.envelope, p.header["id"], code, message, p.model)
+
     def _drop_worker(self, w: WorkerState, why: str) -> None:
         self.workers.pop(w.wid, None)
+        self.nonces.pop(w.wid, None)
         self.log(f"worker {w.wid.decode(errors='replace')} {why}; "
                  f"{len(w.items)} request(s) in flight")
         for sid in w.sessions:
             self.sessions.pop(sid, None)
+            self.session_used.pop(sid, None)
         lost = list(w.pinned)
         for p in w.items:
             op = w.models.get(p.model, {}).get("ops", {}).get(p.op, {})
@@ -642,31 +925,41 @@ class Broker:
             else:
                 self._route_front(p)
         for p in lost:
-            self._error(p.envelope, p.header["id"], "worker_lost", f"the worker running this "
-                        f"request {why}; LM sessions on it are gone", p.model)
+            self._fail(p, "worker_lost", f"the worker running this request {why}; LM "
+                       "sessions on it are gone")
 
     def _route_front(self, p: Pending) -> None:
+        if p.parent is not None and p.parent.done:
+            return
         self._route(p)
         queue = self.queues.get(p.key)
-        if queue and queue[-1] is p:
-            queue.rotate(1)  # retried work goes first
+        mine = queue.by_client.get(p.client) if queue is not None else None
+        if mine and mine[-1] is p:
+            mine.rotate(1)  # retried work goes first
 
     def _housekeeping(self, now: float) -> None:
         for w in list(self.workers.values()):
             if now - w.last_seen > WORKER_TIMEOUT_S:
                 self._drop_worker(w, f"sent nothing for {WORKER_TIMEOUT_S:g} s")
-        for source in (self.queues, self.waiting):
-            for key in list(source):
-                queue = source[key]
-                while queue and now > queue[0].deadline:
-                    p = queue.popleft()
-                    code = "no_worker" if source is self.waiting else "expired"
-                    self._error(p.envelope, p.header["id"], code, "the request waited longer "
-                                "than its timeout_ms" + (" for a worker serving "
-                                                         f"{p.model!r}" if code == "no_worker"
-                                                         else ""), p.model)
-                if not queue:
-                    del source[key]
+        for key in list(self.queues):
+            for p in self.queues[key].expired(now):
+                self._dequeued(p)
+                self._fail(p, "expired", "the request waited longer than its timeout_ms")
+            if not self.queues[key]:
+                del self.queues[key]
+        for key in list(self.waiting):
+            queue = self.waiting[key]
+            while queue and now > queue[0].deadline:
+                p = queue.popleft()
+                self._fail(p, "no_worker", "the request waited longer than its timeout_ms "
+                           f"for a worker serving {p.model!r}")
+            if not queue:
+                del self.waiting[key]
+        for sid in [s for s, t in self.session_used.items() if now - t > SESSION_IDLE_S]:
+            owner = self.sessions.pop(sid, None)
+            del self.session_used[sid]
+            if owner is not None:
+                owner.sessions.discard(sid)  # the worker expires it too (LM_SESSION_TTL_S)
         for entry in self.local:
             proc = entry["proc"]
             if self.stop_event.is_set() or proc.poll() is None:
@@ -703,10 +996,15 @@ class Broker:
             for name, desc in w.models.items():
                 entry = out.setdefault(name, {**desc, "workers": 0})
                 entry["workers"] += 1
-        return {"models": list(out.values())}
+        return {"models": list(out.values()), "limits": self._limits()}
+
+    def _limits(self) -> dict[str, Any]:
+        """The limits a client sizes its requests by (docs/protocol.md, Limits)."""
+        return {"max_request_ms": self.cfg.max_request_ms, "slice_ms": self.cfg.slice_ms,
+                "max_queue": self.cfg.max_queue, "max_client_queue": self.cfg.max_client_queue}
 
     def _op_stats(self) -> dict[str, Any]:
-        workers = [{"id": w.wid.decode(errors="replace"), "host": w.host, "pid": w.pid,
+        workers = [{"id": w.wid.decode(errors="replace")[:10], "host": w.host, "pid": w.pid,
                     "busy": w.task is not None, "tasks_done": w.tasks_done,
                     "sessions": len(w.sessions), "models": sorted(w.models)}
                    for w in self.workers.values()]
@@ -714,8 +1012,26 @@ class Broker:
                 "received": self.totals["received"], "requests": self.totals["requests"],
                 "errors": self.totals["errors"], "queued": self._queued(),
                 "max_batch": self.cfg.max_batch, "max_delay_ms": self.cfg.max_delay_ms,
+                "limits": self._limits(), "refused_workers": self.totals["refused_workers"],
                 "workers": workers,
                 "models": {name: s.report() for name, s in self.stats.items()}}
+
+
+def _cost_ms(p: Pending, op: dict[str, Any]) -> float:
+    """Estimated ms of work of request ``p`` for op description ``op`` (its ``cost``: ms per
+    value of the first array, times a params value such as ``num_iters``); 0 without one."""
+    cost = op.get("cost")
+    if not isinstance(cost, dict):
+        return 0.0
+    arrays = p.header.get("arrays") or []
+    values = math.prod(arrays[0]["shape"]) if arrays else 0
+    scale = 1
+    if isinstance(cost.get("scale"), str):
+        scale = (p.header.get("params") or {}).get(cost["scale"], cost.get("scale_default", 1))
+        if isinstance(scale, bool) or not isinstance(scale, int):
+            scale = cost.get("scale_default", 1)  # the worker refuses it; count the default
+        scale = min(max(1, scale), 1 << 40)  # a JSON int may have 400 digits: no overflow
+    return values * cost["ms_per_value"] * scale
 
 
 def serve(config: ServeConfig, stop_event: threading.Event | None = None) -> None:

@@ -7,12 +7,14 @@ machine. A worker without ``--models`` asks the broker which models to load.
 
 Broker <-> worker messages (all start with the frame ``GJW1`` and a JSON frame ``type``):
 
-* worker -> broker: ``hello`` (asks for the model list), ``ready`` (models loaded, with their
-  descriptions and sha256), ``done`` (a task's replies), ``fatal`` (cannot load; exits),
+* worker -> broker: ``hello`` (asks for the model list and a one-time nonce), ``ready``
+  (models loaded, with their descriptions, sha256 and the ``proof`` of the worker secret for
+  the nonce), ``done`` (a task's replies), ``fatal`` (cannot load; exits; with a proof),
   and ``heartbeat`` every 0.5 s from a second socket, so a worker busy with a long batch still
   counts as alive and a dead one is noticed within 2 s;
-* broker -> worker: ``config`` (models to load), ``task`` (requests to run), ``reset`` (the
-  broker does not know this worker, e.g. after a broker restart: send ``ready`` again).
+* broker -> worker: ``config`` (models to load, nonce), ``task`` (requests to run), ``reset``
+  (the broker does not know this worker, e.g. after a broker restart: send ``ready`` again,
+  proving the reset's nonce), ``stop``.
 
 A task's frames are, per request, the client's header frame and array frames; the ``done``
 message carries, per request, the reply frames the broker forwards to the client unchanged.
@@ -67,14 +69,19 @@ class Worker:
         threads: torch intra-op threads for batched ops (LM sessions use their own count).
         curve_keys: directory with CurveZMQ keys (``genjscc serve --gen-keys``), or None.
         parent_pid: exit when this process is no longer our parent (local workers).
+        secret: the broker's worker secret (``--worker-secret FILE``; local workers get it
+            from the broker in ``GENJSCC_WORKER_SECRET``), or None (CurveZMQ only).
     """
 
     def __init__(self, connect: str, models: list[str] | None = None, device: str = "cpu",
                  threads: int = 1, curve_keys: str | None = None,
-                 parent_pid: int | None = None, limits: P.Limits = P.DEFAULT_LIMITS) -> None:
+                 parent_pid: int | None = None, limits: P.Limits = P.DEFAULT_LIMITS,
+                 secret: bytes | None = None) -> None:
         self.connect, self.models_wanted, self.device = connect, models, device
         self.threads, self.curve_keys, self.parent_pid = threads, curve_keys, parent_pid
         self.limits = limits
+        self.secret = secret or b""
+        self.nonce = ""
         self.wid = f"w-{uuid.uuid4().hex[:16]}"
         self.servables: dict[str, Servable] = {}
         self.ctx = zmq.Context()
@@ -103,7 +110,8 @@ class Worker:
             sock.close(0)
 
     def _wait_config(self, sock: zmq.Socket) -> list[str]:
-        """Ask the broker for the model list until it answers."""
+        """Ask the broker for the model list (and a nonce to prove the secret with) until it
+        answers."""
         while not self.stop.is_set():
             _send(sock, {"type": "hello", "worker": self.wid})
             if sock.poll(1000):
@@ -111,9 +119,15 @@ class Worker:
                 msg = _control(frames)
                 if msg is not None and msg.get("type") == "config":
                     models = msg.get("models")
+                    self.nonce = str(msg.get("nonce", ""))
                     if isinstance(models, list) and all(isinstance(m, str) for m in models):
                         return models
         return []
+
+    def _proof(self) -> str:
+        from genjscc.serve.security import worker_proof
+
+        return worker_proof(self.secret, self.nonce, self.wid)
 
     def run(self) -> int:
         """Serve until stopped; returns the process exit status."""
@@ -124,13 +138,15 @@ class Worker:
         beat = threading.Thread(target=self._heartbeat, name="genjscc-heartbeat", daemon=True)
         beat.start()
         try:
-            specs = self.models_wanted or self._wait_config(sock)
+            specs = self._wait_config(sock)  # the nonce too, with --models given
+            specs = self.models_wanted or specs
             try:
                 for spec in specs:
                     servable = load_servable(spec, self.device)
                     self.servables[servable.name] = servable
             except (GenjsccError, ValueError, OSError) as error:
-                _send(sock, {"type": "fatal", "worker": self.wid, "message": str(error)})
+                _send(sock, {"type": "fatal", "worker": self.wid, "message": str(error),
+                             "proof": self._proof()})
                 time.sleep(0.2)  # let the message leave before the socket closes
                 if self.parent_pid is None:  # a local worker's server reports it instead
                     print(f"genjscc serve --worker: {error}", file=sys.stderr)
@@ -149,6 +165,7 @@ class Worker:
                     except Exception:  # a malformed task: log it, keep serving
                         traceback.print_exc(file=sys.stderr)
                 elif msg.get("type") == "reset":
+                    self.nonce = str(msg.get("nonce", ""))
                     self._ready(sock)
                 elif msg.get("type") == "stop":
                     if msg.get("reason"):
@@ -167,7 +184,7 @@ class Worker:
 
     def _ready(self, sock: zmq.Socket) -> None:
         _send(sock, {"type": "ready", "worker": self.wid, "pid": os.getpid(),
-                     "host": socket.gethostname(),
+                     "host": socket.gethostname(), "proof": self._proof(),
                      "models": [s.describe() for s in self.servables.values()]})
 
     # ------------------------------------------------------------------------- tasks
@@ -338,6 +355,20 @@ def _control(frames: list) -> dict[str, Any] | None:
         return None
 
 
+def worker_secret(path: str | None) -> bytes | None:
+    """The secret of ``--worker-secret FILE``, else of ``GENJSCC_WORKER_SECRET`` (hex: how a
+    broker hands its secret to the local workers it starts), else None."""
+    if path:
+        from genjscc.serve.security import read_worker_secret
+
+        return read_worker_secret(path)
+    text = os.environ.get("GENJSCC_WORKER_SECRET", "")
+    try:
+        return bytes.fromhex(text) if text else None
+    except ValueError:
+        raise GenjsccError("GENJSCC_WORKER_SECRET must be hex") from None
+
+
 def set_parent_death_signal() -> None:
     """Linux: have the kernel SIGTERM this process when its parent dies (local workers of a
     server that was killed must not live on). A no-op elsewhere."""
@@ -361,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--curve-keys", default=None)
     ap.add_argument("--parent-pid", type=int, default=None)
+    ap.add_argument("--worker-secret", default=None, metavar="FILE")
     args = ap.parse_args(argv)
     if args.parent_pid is not None:
         set_parent_death_signal()
@@ -368,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     models = [m for m in (args.models or "").split(",") if m.strip()] + args.model or None
     worker = Worker(args.connect, models, args.device, args.threads, args.curve_keys,
-                    args.parent_pid)
+                    args.parent_pid, secret=worker_secret(args.worker_secret))
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())

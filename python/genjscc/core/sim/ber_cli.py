@@ -257,8 +257,9 @@ def run(args: argparse.Namespace) -> int:
         from genjscc.serve.client import connect
 
         options.pop("device", None)
-        decoder = connect(args.backend).decoder(args.decoder, code, num_iters=args.iters,
-                                                **options)
+        client = connect(args.backend)
+        client.notice = lambda text: print(f"genjscc ber: {text}", file=sys.stderr, flush=True)
+        decoder = client.decoder(args.decoder, code, num_iters=args.iters, **options)
         decoder.resolve()  # a dead server or a missing model: one line, before the sweep
     else:
         decoder = make_decoder(args.decoder, code, num_iters=args.iters, **options)
