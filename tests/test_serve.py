@@ -173,7 +173,7 @@ def test_lm_steps_of_many_sessions_merge_and_stay_bit_identical(server):
                     if not np.array_equal(reply.arrays[0], probs.numpy()):
                         errors.append(f"session {k} ({rows} rows) differs at step {t}")
                         return
-                    merged_counts[k].append(reply.result["merged"])
+                    merged_counts[k].append(reply.result.get("merged", 1))  # a retry: cached
                     tokens = rng.integers(0, 256, rows).astype("<i8")
             c.request("lm_end", "lm-small", params={"session": sid})
 
