@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from genjscc.cli import main
+from genjscc.commands.ber import parse_decoder_options, parse_ebno_list, resolve_code
 from genjscc.core.fec.codes import get_code
 from genjscc.core.fec.decoders import (
     DECODERS,
@@ -25,7 +26,6 @@ from genjscc.core.fec.decoders import (
     register_decoder,
 )
 from genjscc.core.sim import BerPoint, simulate_ber, uncoded_code
-from genjscc.core.sim.ber_cli import parse_decoder_options, parse_ebno_list, resolve_code
 from genjscc.core.theory import ber_awgn, ber_bpsk_rayleigh
 from genjscc.errors import GenjsccError
 

@@ -199,8 +199,8 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _cliff(args: argparse.Namespace) -> int:
+    from genjscc.commands.ber import parse_ebno_list
     from genjscc.core.amc import amc_cliff_curves, plot_amc_cliff
-    from genjscc.core.sim.ber_cli import parse_ebno_list
 
     try:
         snrs = parse_ebno_list(args.true_snr)
