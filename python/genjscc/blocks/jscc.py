@@ -137,9 +137,9 @@ def despread(y: np.ndarray) -> np.ndarray:
 
 
 def _load_model(model: str, ratio: str):
-    from genjscc.core.jscc import load_model, model_name
+    from genjscc import zoo
 
-    return load_model(model or model_name(ratio))
+    return zoo.load(model or zoo.model_name("jscc", ratio), "jscc")
 
 
 def _decode_image_bytes(meta: pmt.pmt_base, data: np.ndarray) -> np.ndarray:

@@ -505,8 +505,8 @@ def _shipped(table: int) -> ThresholdTable:
     try:
         text = (folder / name).read_text()
     except FileNotFoundError:
-        raise ValueError(f"no shipped thresholds for MCS table {table} ({name}); run "
-                         f"genjscc amc measure --table {table}") from None
+        raise ValueError(f"no shipped thresholds for MCS table {table} ({name}); measure "
+                         f"them with measure_thresholds(table={table})") from None
     meta, rows = _read_commented_csv(text, name)
     curves_file = folder / f"bler_curves_table{table}.csv"
     points = _read_curves(curves_file.read_text(), curves_file.name) if curves_file.is_file() \
@@ -532,8 +532,8 @@ def snr_thresholds(table: int = 1, target_bler: float = DEFAULT_TARGET_BLER) -> 
     few percent. NaN marks an MCS that was not measured.
 
     Raises:
-        ValueError: the target is outside what the measured points cover for some MCS (run
-            ``genjscc amc measure --target-bler ...`` for it).
+        ValueError: the target is outside what the measured points cover for some MCS
+            (measure it with :func:`measure_thresholds`).
     """
     shipped = _shipped(check_table(table))
     target = _check_bler(target_bler)
@@ -545,8 +545,8 @@ def snr_thresholds(table: int = 1, target_bler: float = DEFAULT_TARGET_BLER) -> 
         if math.isnan(snr):
             raise ValueError(
                 f"the shipped points of MCS table {table} do not bracket BLER {target:g} for "
-                f"MCS {index}; use target_bler={shipped.target_bler:g} or measure: genjscc amc "
-                f"measure --table {table} --target-bler {target:g}"
+                f"MCS {index}; use target_bler={shipped.target_bler:g} or measure them with "
+                f"measure_thresholds(table={table}, target_bler={target:g})"
             )
         out[index] = snr
     return out

@@ -83,9 +83,9 @@ def load_model(spec: str, device: torch.device | str = "cpu") -> NextSymbolModel
             Hugging Face causal-LM directory.
         device: ``cpu`` or ``cuda``.
     """
-    kind = device_kind(device)
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise GenjsccError("--device cuda requested but torch sees no CUDA device")
+    from genjscc.zoo import check_device
+
+    kind = device_kind(check_device(device))
     path = Path(spec).expanduser()
     if path.exists():
         return _load_cached(str(path.resolve()), kind)
@@ -94,30 +94,25 @@ def load_model(spec: str, device: torch.device | str = "cpu") -> NextSymbolModel
 
 @lru_cache(maxsize=4)
 def _load_cached(spec: str, device: str) -> NextSymbolModel:
-    from genjscc.core.source.small import SmallByteCoderModel, load_small_lm
-    from genjscc.zoo import get_model, list_models, sha256_file
+    from genjscc import zoo
 
-    path = Path(spec)
-    if path.is_dir():
+    if Path(spec).is_dir():
         from genjscc.core.source.hf import load_hf_directory
 
-        return load_hf_directory(path, device=device)
-    if path.is_file():
-        return SmallByteCoderModel(load_small_lm(path, device), f"file:{path.name}",
-                                   sha256_file(path), device)
+        return load_hf_directory(Path(spec), device=device)
     if spec in SMOLLM2_NAMES:
         from genjscc.core.source.smollm2 import load_smollm2
 
         return load_smollm2(device)
-    if spec not in {m.name for m in list_models() if m.kind == "lm"}:
-        known = ", ".join(["small", "smollm2"] + [m.name for m in list_models()
-                                                  if m.kind == "lm"])
-        raise GenjsccError(f"unknown model {spec!r}: use one of {known}, a .safetensors file "
-                           "or a Hugging Face model directory")
-    entry = get_model(spec)
-    entry.verify()
-    return SmallByteCoderModel(load_small_lm(entry.path, device), entry.name, entry.sha256,
-                               device)
+    return zoo.load(spec, "lm", device)
+
+
+def load_small_model(ref, device: torch.device) -> NextSymbolModel:
+    """The ``lm`` loader of :data:`genjscc.zoo.KINDS`: a file of ``genjscc train lm`` as a
+    :class:`~genjscc.core.source.small.SmallByteCoderModel` named by ``ref``."""
+    from genjscc.core.source.small import SmallByteCoderModel, load_small_lm
+
+    return SmallByteCoderModel(load_small_lm(ref.path, device), ref.name, ref.sha256, device)
 
 
 def model_for_container(blob: bytes, device: torch.device | str = "cpu",
@@ -129,7 +124,7 @@ def model_for_container(blob: bytes, device: torch.device | str = "cpu",
     if model is None:
         if header.model_id.startswith(("file:", "hf:")):
             raise GenjsccError(f"this container was made with the local model "
-                               f"{header.model_id!r}: pass its path with --model PATH")
+                               f"{header.model_id!r}: pass its path as the model")
         model = header.model_id
     return load_model(model, device)
 
@@ -205,11 +200,11 @@ def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = Fals
                 f"this container was made with other weights of {header.model_id!r} (sha256 "
                 f"{header.model_sha256[:12]}...) than the ones here "
                 f"({model.weights_sha256[:12]}...): decompress it with the genjscc version "
-                "that made it, or pass those weights with --model PATH")
+                "that made it, or load those weights from their file (load_model(PATH))")
         raise ContainerError(
             f"this container was made with model {header.model_id!r} (weights sha256 "
             f"{header.model_sha256[:12]}...), not {model.model_id!r} "
-            f"({model.weights_sha256[:12]}...); decompress with --model {header.model_id}")
+            f"({model.weights_sha256[:12]}...); decompress it with model {header.model_id!r}")
     if header.precision != PRECISION:
         raise ContainerError(f"container uses {header.precision}-bit probabilities; this "
                              f"genjscc codes with {PRECISION}")
