@@ -141,10 +141,9 @@ def check_subgraph(code, args, ebno: float) -> str:
 
 
 def plot(results, args, path: Path) -> None:
-    import matplotlib
+    from genjscc.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (code, points, _), color in zip(results, ("C0", "C1", "C2", "C3"), strict=False):

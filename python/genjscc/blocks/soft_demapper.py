@@ -8,8 +8,8 @@ import numpy as np
 import pmt
 import torch
 
-from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, meta_get_noise_var, parse_pdu
-from genjscc.blocks.qam_mapper import KEY_MODULATION, KEY_NUM_BITS
+from genjscc.blocks._meta import KEY_MODULATION, KEY_NUM_BITS, get_noise_var
+from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
 from genjscc.core.mapping import constellation
 
 __all__ = ["METHODS", "soft_demapper"]
@@ -72,7 +72,7 @@ class soft_demapper(PduBlock):
         self._check_modulation(meta)
         nv = None
         if self.noise_var_key is not None:
-            nv = meta_get_noise_var(meta, self.noise_var_key, y.size)
+            nv = get_noise_var(meta, self.noise_var_key, y.size)
         if nv is None:
             nv = self.noise_var()
         if np.any(np.asarray(nv) <= 0):

@@ -19,7 +19,6 @@ import json
 import math
 import sys
 import textwrap
-import warnings
 from typing import Any
 
 import numpy as np
@@ -192,15 +191,9 @@ def write_plot(path: str, points: list, code: Any, title: str, modulation: str,
                channel: str) -> None:
     """BER and BLER vs Eb/N0 with the uncoded closed form and, for AWGN with BPSK/QPSK, the
     normal-approximation BLER of an (e, k) code."""
-    import matplotlib
+    from genjscc.core.plotting import pyplot
 
-    matplotlib.use("Agg")  # headless: no display needed
-    with warnings.catch_warnings():
-        # A Debian matplotlib beside the venv's makes pyplot warn about Axes3D; 2-D plots
-        # are unaffected.
-        warnings.filterwarnings("ignore", message="Unable to import Axes3D")
-        import matplotlib.pyplot as plt
-
+    plt = pyplot()
     from genjscc.core.mapping import Constellation
     from genjscc.core.theory import ber_awgn, ber_bpsk_rayleigh, normal_approximation_bler
 
@@ -253,9 +246,9 @@ def run(args: argparse.Namespace) -> int:
                            "with; use --decoder none")
     if device.type != "cpu" and args.decoder not in ("ldpc-cpp", "none"):
         options.setdefault("device", device)
-    if getattr(args, "backend", "local") not in (None, "", "local"):
-        from genjscc.serve.client import connect
+    from genjscc.serve.client import connect, parse_backend
 
+    if parse_backend(getattr(args, "backend", "local")) is not None:
         options.pop("device", None)
         decoder = connect(args.backend).decoder(args.decoder, code, num_iters=args.iters,
                                                 **options)

@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from genjscc.core.source.codec import DEFAULT_CHUNK_SIZE, compress, load_model
 
     data = read_input(args.input)
-    if args.backend not in (None, "", "local"):
-        from genjscc.serve.client import connect
+    from genjscc.serve.client import connect, parse_backend
 
+    if parse_backend(args.backend) is not None:
         model = connect(args.backend).lm(args.model)
     else:
         model = load_model(args.model, args.device)

@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     blob = read_input(args.input)
     header, _ = parse_header(blob)
-    if args.backend not in (None, "", "local"):
+    from genjscc.serve.client import parse_backend
+
+    if parse_backend(args.backend) is not None:
         model = _remote_model(args.backend, header)
     else:
         if args.device is None and header.device == "cuda":

@@ -65,7 +65,7 @@ def _selected(parts: str) -> list[DemoPart]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genjscc.core.amc.thresholds import torch_threads
+    from genjscc.core.threads import torch_threads
 
     # One torch thread for every part: the flowgraphs' small tensor ops (and the one-codeword
     # BP calls) with two intra-op threads ran 3-5x slower on the shared 2-core machine

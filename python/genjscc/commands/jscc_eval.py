@@ -107,7 +107,9 @@ def _model(args: argparse.Namespace):
     from genjscc.core.jscc import load_model, model_name, parse_ratio
 
     name = args.model or model_name(args.ratio)
-    if args.backend != "local":
+    from genjscc.serve.client import parse_backend
+
+    if parse_backend(args.backend) is not None:
         from genjscc.serve.jscc import RemoteJSCC
 
         model = RemoteJSCC(args.backend, name)

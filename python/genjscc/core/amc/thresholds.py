@@ -25,7 +25,6 @@ is at most ``snr_db - margin_db``, the one with the highest spectral efficiency.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
@@ -33,7 +32,7 @@ import numbers
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -49,6 +48,7 @@ from genjscc.core.amc.tables import (
     transport_config,
 )
 from genjscc.core.channel.snr import esno_to_ebno_db, linear_to_db
+from genjscc.core.threads import torch_threads
 
 __all__ = [
     "DEFAULT_TARGET_BLER",
@@ -63,7 +63,6 @@ __all__ = [
     "shannon_snr_db",
     "simulate_bler",
     "snr_thresholds",
-    "torch_threads",
     "write_curves",
     "write_thresholds",
 ]
@@ -201,27 +200,6 @@ def _check_bler(target_bler: Any) -> float:
     if not 0.0 < target < 1.0:
         raise ValueError(f"target_bler must be in (0, 1), got {target_bler!r}")
     return target
-
-
-@contextlib.contextmanager
-def torch_threads(num_threads: int | None) -> Iterator[None]:
-    """Run the body with ``torch.set_num_threads(num_threads)`` and restore the count after
-    (None: leave it). The BP decoders issue many mid-sized ops whose intra-op threads mostly
-    wait for each other on a busy machine: one thread was 10 to 50 times faster than two on
-    the shared 2-core development machine (docs/amc.md)."""
-    if num_threads is None:
-        yield
-        return
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def shannon_snr_db(spectral_efficiency: float) -> float:

@@ -9,7 +9,7 @@ so ``bit = (llr < 0)``.
 Names (:func:`list_decoders`):
 
 ================================  =============================================================
-``bp``                            sum-product (``tanh`` rule), flooding schedule
+``bp``                            sum-product (the ``bp`` check rule), flooding schedule
 ``minsum``                        min-sum, flooding
 ``normalized-minsum``             min-sum times ``scaling`` (option, default 0.75), flooding
 ``offset-minsum``                 ``max(min - offset, 0)`` (option ``offset``, default 0.5)
@@ -64,7 +64,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from genjscc.core.fec.bp import BPDecoder
+from genjscc.core.fec.bp import CHECK_RULES, BPDecoder
 
 __all__ = [
     "DECODERS",
@@ -187,14 +187,6 @@ class LdpcCppDecoder:
 
 # ---------------------------------------------------------------------------------- registry
 
-_BP_RULES = {
-    "bp": "tanh",
-    "minsum": "minsum",
-    "normalized-minsum": "normalized_minsum",
-    "offset-minsum": "offset_minsum",
-}
-
-
 def _bp_builder(rule: str, schedule: str) -> Builder:
     def build(code: Any, num_iters: int = 50, **options: Any) -> Decoder:
         options.setdefault("schedule", schedule)
@@ -215,8 +207,8 @@ def _build_none(code: Any, num_iters: int = 50, **options: Any) -> Decoder:
 
 
 DECODERS: dict[str, Builder | str] = {
-    **{name: _bp_builder(rule, "flooding") for name, rule in _BP_RULES.items()},
-    **{f"{name}-layered": _bp_builder(rule, "layered") for name, rule in _BP_RULES.items()},
+    **{rule: _bp_builder(rule, "flooding") for rule in CHECK_RULES},
+    **{f"{rule}-layered": _bp_builder(rule, "layered") for rule in CHECK_RULES},
     "ldpc-cpp": _build_ldpc_cpp,
     "none": _build_none,
     "ecct": "genjscc.core.ecct.decoder:build_decoder",
