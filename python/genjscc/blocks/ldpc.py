@@ -30,7 +30,7 @@ from genjscc.blocks._meta import (
 )
 from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
 from genjscc.blocks.qam_mapper import INPUT_FORMATS, bits_from_bytes
-from genjscc.core.fec.codes import get_code
+from genjscc.core.fec.codes import Code, get_code
 from genjscc.core.fec.crc import CRC
 from genjscc.core.fec.decoders import make_decoder
 from genjscc.core.fec.framing import frame, max_payload_bits, unframe
@@ -42,7 +42,7 @@ _MISMATCH = "the LLR PDU was cut or the decoder's code/CRC differ from the encod
 
 
 
-def _make_code(code: Any):
+def _make_code(code: str | Code) -> Code:
     """A code object from a spec string (shipped name, file, ``5gnr:...``) or the object."""
     if isinstance(code, str):
         if not code.strip():
@@ -83,7 +83,7 @@ class ldpc_encoder(PduBlock):
     Malformed messages are logged, counted (``num_errors()``) and dropped.
     """
 
-    def __init__(self, code: Any = "5gnr:bg2:k=512:e=1024", crc: str = "24A",
+    def __init__(self, code: str | Code = "5gnr:bg2:k=512:e=1024", crc: str = "24A",
                  input_format: str = "packed"):
         PduBlock.__init__(self, "genjscc_ldpc_encoder")
         if input_format not in INPUT_FORMATS:
@@ -148,7 +148,7 @@ class ldpc_decoder(PduBlock):
 
     def __init__(
         self,
-        code: Any = "5gnr:bg2:k=512:e=1024",
+        code: str | Code = "5gnr:bg2:k=512:e=1024",
         decoder: str = "bp",
         num_iters: int = 50,
         crc: str = "24A",

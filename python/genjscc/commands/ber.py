@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genjscc.core.fec.codes import Code
 from genjscc.errors import GenjsccError
 
 EPILOG = """\
@@ -152,7 +153,7 @@ def parse_decoder_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
-def resolve_code(spec: str, bits_per_symbol: int) -> Any:
+def resolve_code(spec: str, bits_per_symbol: int) -> Code:
     """Build the code of ``--code``: ``uncoded:N``, a 5G spec (Q_m defaulted), name or file."""
     from genjscc.core.fec.codes import get_code
     from genjscc.core.sim.ber import uncoded_code
@@ -187,7 +188,7 @@ def _table(points: list, header: str) -> str:
     return "\n".join(lines)
 
 
-def write_plot(path: str, points: list, code: Any, title: str, modulation: str,
+def write_plot(path: str, points: list, code: Code, title: str, modulation: str,
                channel: str) -> None:
     """BER and BLER vs Eb/N0 with the uncoded closed form and, for AWGN with BPSK/QPSK, the
     normal-approximation BLER of an (e, k) code."""

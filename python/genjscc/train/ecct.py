@@ -35,6 +35,8 @@ from torch.nn import functional as F
 
 from genjscc.core.ecct.decoder import zoo_name
 from genjscc.core.ecct.model import ARCH_NAMES, ARCHS, ECCT, ECCTConfig, ECCTDecoder, save_ecct
+from genjscc.core.fec.codes import Code
+from genjscc.core.fec.decoders import Decoder
 from genjscc.errors import GenjsccError
 from genjscc.machine import cpu_name
 from genjscc.train import parse_range as parse_training_range
@@ -231,13 +233,13 @@ def _command() -> str:
     return "genjscc train ecct " + " ".join(shlex.quote(a) for a in sys.argv[3:])
 
 
-def _metadata(code: Any, state: dict) -> dict[str, str]:
+def _metadata(code: Code, state: dict) -> dict[str, str]:
     return {"code": code.name, "epochs": str(state["epoch"]),
             "train_seconds": f"{state['elapsed_s']:.0f}", "command": state["command"]}
 
 
 def _save_checkpoint(path: Path, model: ECCT, optimizer: Any, scheduler: Any,
-                     gen: torch.Generator, state: dict, config: ECCTConfig, code: Any) -> None:
+                     gen: torch.Generator, state: dict, config: ECCTConfig, code: Code) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "generator": gen.get_state(),
@@ -245,7 +247,7 @@ def _save_checkpoint(path: Path, model: ECCT, optimizer: Any, scheduler: Any,
     tmp.replace(path)  # atomic: a kill during the save leaves the previous checkpoint
 
 
-def measure(code: Any, decoder: Any, args: argparse.Namespace,
+def measure(code: Code, decoder: Decoder, args: argparse.Namespace,
             device: torch.device) -> list[float]:
     """-ln(BER over all n codeword bits) at 4/5/6 dB through the BER engine."""
     from genjscc.core.sim.ber import simulate_ber
@@ -255,7 +257,7 @@ def measure(code: Any, decoder: Any, args: argparse.Namespace,
     return [(-math.log(p.ber_codeword) if p.ber_codeword > 0 else math.inf) for p in points]
 
 
-def _export(args: argparse.Namespace, model: ECCT, code: Any, state: dict,
+def _export(args: argparse.Namespace, model: ECCT, code: Code, state: dict,
             device: torch.device) -> None:
     from genjscc import zoo
     from genjscc.core.fec.decoders import make_decoder
@@ -284,7 +286,7 @@ def _fmt(values: Any) -> str:
     return " / ".join(f"{v:.2f}" for v in values) if values else "n/a"
 
 
-def _card(name: str, model: ECCT, code: Any, state: dict, ecct: list[float], bp: list[float],
+def _card(name: str, model: ECCT, code: Code, state: dict, ecct: list[float], bp: list[float],
           args: argparse.Namespace, device: torch.device) -> str:
     c = model.config
     hist = state["history"]

@@ -9,12 +9,12 @@ when one is shipped. The model's ``H`` must equal ``code.H``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from genjscc.core.ecct.model import ECCTDecoder
+from genjscc.core.fec.codes import Code
 
 
 def zoo_name(code_name: str) -> str:
@@ -24,7 +24,7 @@ def zoo_name(code_name: str) -> str:
     return model_name("ecct", code_name)
 
 
-def build_decoder(code: Any, num_iters: int = 50, model: str | Path | None = None,
+def build_decoder(code: Code, num_iters: int = 50, model: str | Path | None = None,
                   device: str | torch.device | None = None,
                   batch_size: int = 4096) -> ECCTDecoder:
     """``make_decoder`` builder: an :class:`ECCTDecoder` for ``code`` (``num_iters`` unused).

@@ -65,6 +65,7 @@ import numpy as np
 import torch
 
 from genjscc.core.fec.bp import CHECK_RULES, BPDecoder
+from genjscc.core.fec.codes import Code
 
 __all__ = [
     "DECODERS",
@@ -188,7 +189,7 @@ class LdpcCppDecoder:
 # ---------------------------------------------------------------------------------- registry
 
 def _bp_builder(rule: str, schedule: str) -> Builder:
-    def build(code: Any, num_iters: int = 50, **options: Any) -> Decoder:
+    def build(code: Code, num_iters: int = 50, **options: Any) -> Decoder:
         options.setdefault("schedule", schedule)
         return BPDecoder(code.H, check_rule=rule, num_iters=num_iters, **options)
 
@@ -196,11 +197,11 @@ def _bp_builder(rule: str, schedule: str) -> Builder:
     return build
 
 
-def _build_ldpc_cpp(code: Any, num_iters: int = 50, **options: Any) -> Decoder:
+def _build_ldpc_cpp(code: Code, num_iters: int = 50, **options: Any) -> Decoder:
     return LdpcCppDecoder(code.H, num_iters=num_iters, **options)
 
 
-def _build_none(code: Any, num_iters: int = 50, **options: Any) -> Decoder:
+def _build_none(code: Code, num_iters: int = 50, **options: Any) -> Decoder:
     if options:
         raise ValueError(f"the 'none' decoder takes no options, got {sorted(options)}")
     return HardDecisionDecoder(code.n)
@@ -248,7 +249,7 @@ def _resolve(name: str) -> Builder:
     return entry
 
 
-def make_decoder(name: str, code: Any, num_iters: int = 50, **options: Any) -> Decoder:
+def make_decoder(name: str, code: Code, num_iters: int = 50, **options: Any) -> Decoder:
     """Build decoder ``name`` for ``code``.
 
     Args:
