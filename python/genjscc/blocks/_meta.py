@@ -3,7 +3,7 @@
 A block names a key only through the constants here, and reads a value only through a getter
 here, so that one key means one thing (its unit and type are below) in every block, and a bad
 value gives the same clear :class:`~genjscc.blocks._pdu.PduError` everywhere. The table of keys
-is in docs/blocks.md ("PDU metadata").
+is in docs/design.md ("Contracts").
 """
 
 from __future__ import annotations
