@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genjscc.commands._args import parse_number_list
 from genjscc.core.fec.codes import Code
 from genjscc.errors import GenjsccError
 
@@ -98,35 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_ebno_list(text: str) -> list[float]:
     """``"4,5,6"``, ``"0:6:0.5"`` (stop included) or a comma-separated mix -> list of floats."""
-    values: list[float] = []
-    for item in (part.strip() for part in str(text).split(",")):
-        if not item:
-            raise GenjsccError(f"--ebno {text!r}: empty item; write e.g. '4,5,6' or '0:6:0.5'")
-        fields = item.split(":")
-        try:
-            numbers = [float(f) for f in fields]
-        except ValueError:
-            raise GenjsccError(
-                f"--ebno {text!r}: {item!r} is not a number or START:STOP:STEP range"
-            ) from None
-        if not all(math.isfinite(v) for v in numbers):
-            raise GenjsccError(f"--ebno {text!r}: values must be finite")
-        if len(numbers) == 1:
-            values.append(numbers[0])
-        elif len(numbers) == 3:
-            start, stop, step = numbers
-            if step == 0 or (stop - start) * step < 0:
-                raise GenjsccError(
-                    f"--ebno {text!r}: range {item!r} needs a non-zero STEP going from START "
-                    "towards STOP"
-                )
-            count = math.floor((stop - start) / step + 1e-9) + 1
-            if count > 10_000:
-                raise GenjsccError(f"--ebno {text!r}: range {item!r} has {count} points")
-            values.extend(round(start + i * step, 10) for i in range(count))
-        else:
-            raise GenjsccError(f"--ebno {text!r}: a range is START:STOP:STEP, got {item!r}")
-    return values
+    return parse_number_list(text, "--ebno")
 
 
 def _parse_value(text: str) -> Any:
