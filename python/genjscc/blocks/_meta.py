@@ -170,11 +170,17 @@ def get_float(meta: pmt.pmt_base, key: pmt.pmt_base, vector_mean: bool = False
 
 
 def get_symbol(meta: pmt.pmt_base, key: pmt.pmt_base) -> str | None:
-    """The string of the PMT symbol under ``key``; None if absent or not a symbol."""
+    """The string of the PMT symbol under ``key``; None if absent.
+
+    Raises:
+        PduError: the value is not a symbol.
+    """
     if not pmt.dict_has_key(meta, key):
         return None
     val = pmt.dict_ref(meta, key, pmt.PMT_NIL)
-    return pmt.symbol_to_string(val) if pmt.is_symbol(val) else None
+    if not pmt.is_symbol(val):
+        raise PduError(f"metadata {_name(key)!r} must be a symbol, got {pmt.write_string(val)}")
+    return pmt.symbol_to_string(val)
 
 
 def get_noise_var(meta: pmt.pmt_base, key: pmt.pmt_base, num_symbols: int
