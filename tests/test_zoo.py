@@ -79,4 +79,9 @@ def test_export_writes_weights_card_and_manifest_one_way(tmp_path) -> None:
     again = yaml.safe_load((root / "manifest.yml").read_text())["models"]
     assert [m["name"] for m in again].count("ecct-test") == 1
     assert again[-1]["description"] == "again"
+    # replacing a shipped entry keeps its place and rewrites nothing else
+    first = zoo.ModelEntry(**before[0])
+    text = (root / "manifest.yml").read_text()
+    zoo.register_model(first, root / "manifest.yml")
+    assert (root / "manifest.yml").read_text() == text
     assert torch.equal(zoo.load(weights, "ecct").H, model.H)

@@ -83,18 +83,21 @@ def get_model(name: str) -> ModelEntry:
 
 
 def register_model(entry: ModelEntry, manifest: str | Path | None = None) -> None:
-    """Add ``entry`` to the manifest, or replace the entry of the same name.
+    """Add ``entry`` at the end of the manifest, or replace the entry of the same name in place.
 
     Used by the training recipes; keeps the manifest's leading comment block.
     """
     path = Path(manifest) if manifest is not None else Path(str(_ZOO.joinpath("manifest.yml")))
     text = path.read_text()
     comments = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
-    models = [m for m in (yaml.safe_load(text) or {}).get("models") or []
-              if m.get("name") != entry.name]
-    models.append({"name": entry.name, "kind": entry.kind, "file": entry.file,
-                   "sha256": entry.sha256, "description": entry.description,
-                   "card": entry.card})
+    models = list((yaml.safe_load(text) or {}).get("models") or [])
+    fields = {"name": entry.name, "kind": entry.kind, "file": entry.file,
+              "sha256": entry.sha256, "description": entry.description, "card": entry.card}
+    names = [m.get("name") for m in models]
+    if entry.name in names:  # replaced where it stands: the other entries keep their order
+        models[names.index(entry.name)] = fields
+    else:
+        models.append(fields)
     path.write_text(comments + yaml.safe_dump({"models": models}, sort_keys=False, width=100))
 
 
