@@ -141,10 +141,9 @@ def check_subgraph(code, args, ebno: float) -> str:
 
 
 def plot(results, args, path: Path) -> None:
-    import matplotlib
+    from genjscc.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for (code, points, _), color in zip(results, ("C0", "C1", "C2", "C3"), strict=False):
@@ -200,7 +199,7 @@ def markdown(results, args, threads: int, plot_path: Path | None) -> str:
             gap = row[5]
             verdict = ("not measured (the sweep did not cross the target)" if gap is None
                        else "met" if gap <= ACCEPT_GAP_DB else "NOT met")
-            parts.append(f"Acceptance (issue 4: BG2, K = 512, rate 1/2, QPSK, within "
+            parts.append(f"Acceptance (BG2, K = 512, rate 1/2, QPSK, within "
                          f"{ACCEPT_GAP_DB:g} dB of the normal approximation at BLER 1e-2): "
                          f"gap {_fmt(gap)} dB, {verdict}.")
     if plot_path is not None:

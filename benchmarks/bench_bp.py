@@ -85,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_common_args(ap)
     args = ap.parse_args(argv)
     if args.quick:
-        args.codes, args.ebno, args.rules = ["LDPC_N49_K24"], [4.0], ["tanh"]
+        args.codes, args.ebno, args.rules = ["LDPC_N49_K24"], [4.0], ["bp"]
         args.batch, args.native_batch, args.bits, args.repeat = [1024], [1, 1024], 100_000, 1
     return args
 

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         f"at least {args.min_errors} block errors or {args.max_words:,} words per point; "
         f"torch threads = {threads}. -ln(BER) over all n codeword bits.",
         table(["code", "decoder", f"-ln(BER) {ebno} dB", "BLER", "words/s"], rows),
-        "Verdict (target of issue 5: the shipped ECCT beats BP-50 at each point):\n\n"
+        "Verdict (target: the shipped ECCT beats BP-50 at each point):\n\n"
         + "\n".join(f"- {v}" for v in verdicts),
         "Model cards (python/genjscc/zoo/ecct-*.md) give each model's configuration and its "
         "training budget against the paper's 1000 epochs x 1000 steps x 128 samples.",

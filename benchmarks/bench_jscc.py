@@ -9,7 +9,7 @@ SNR estimate with 1 dB back-off, layered BP; a lost image counts as the mid-gray
 Es/N0 per complex channel use (docs/conventions.md). Rayleigh: one coefficient per image,
 perfect CSI at the receiver, the transmitter only knows the average SNR.
 
-Targets checked (issue 6): no cliff (JSCC loses at most 1.5 dB PSNR per dB of SNR between
+Targets checked: no cliff (JSCC loses at most 1.5 dB PSNR per dB of SNR between
 neighbouring points); JSCC at least 2 dB above separation at SNR <= 2 dB and whenever the true
 SNR is below the estimate.
 """
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         table(["model (ratio)", "channel", "SNR (dB)", "estimate (dB)",
                "Eb/N0 per 8-bit value (dB)", "JSCC PSNR", "JSCC MS-SSIM", "separation PSNR",
                "separation MS-SSIM", "lost", "MCS", "bpp", "JSCC - separation"], curve_rows),
-        "Targets (issue 6):\n\n" + "\n".join(f"- {v}" for v in verdicts),
+        "Targets:\n\n" + "\n".join(f"- {v}" for v in verdicts),
         "Throughput of the JSCC model on CPU (one image at a time, float32):",
         table(["model (ratio)", "size", "encoder images/s", "encoder Mpixel/s", "decoder images/s",
                "decoder Mpixel/s"], speed_rows),

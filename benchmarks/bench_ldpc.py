@@ -367,7 +367,7 @@ def markdown(results, args, versions: str) -> str:
     gr_r = [float(row[2]) for row in gr_summary]
     gr_layered = [float(row[4]) for row in gr_summary]
     text = (
-        f"Targets (issue 4), ours at 1 thread: >= {TARGET_LDPC}x ldpc-cpp: met in "
+        f"Targets, ours at 1 thread: >= {TARGET_LDPC}x ldpc-cpp: met in "
         f"{sum(x >= TARGET_LDPC for x in ldpc_r)} of {len(ldpc_r)} comparisons "
         f"(range {min(ldpc_r):.2f} - {max(ldpc_r):.2f}x)")
     if gr_r:

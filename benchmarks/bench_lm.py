@@ -243,7 +243,7 @@ def _markdown(args, results: list[Result], files: dict[str, bytes], lm_samples: 
 
 
 def _targets(by: dict, lm_samples: dict) -> str:
-    lines = ["Targets of issue 3 (English prose: the held-out `" + ENGLISH_PROSE + "`; for "
+    lines = ["Targets (English prose: the held-out `" + ENGLISH_PROSE + "`; for "
              "SmolLM2 also every other held-out text):\n"]
     for (coder, sample), r in by.items():
         if coder in TOOLS or sample.endswith(")"):

@@ -219,9 +219,9 @@ def make_llr(name: str, words: int, ebno_db: float, seed: int) -> tuple[np.ndarr
 
 # genjscc rule -> (ldpc bp_method, ms_scaling_factor)
 LDPC_RULES = {
-    "tanh": ("product_sum", 1.0),
+    "bp": ("product_sum", 1.0),
     "minsum": ("minimum_sum", 1.0),
-    "normalized_minsum": ("minimum_sum", 0.75),
+    "normalized-minsum": ("minimum_sum", 0.75),
 }
 LDPC_SCHEDULES = {"flooding": "parallel", "layered": "serial"}
 

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     k, n = g.shape
     rate = k / n
     g_t = torch.from_numpy(g.astype(np.float32))
-    dec = BPDecoder(h, check_rule="tanh", num_iters=50)
+    dec = BPDecoder(h, check_rule="bp", num_iters=50)
     gen = torch.Generator().manual_seed(0)
     for ebno, words in zip(sorted(PUBLISHED), args.words, strict=True):
         noise_var = 1.0 / (2.0 * rate * 10 ** (ebno / 10.0))

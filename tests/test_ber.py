@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from genjscc.cli import main
+from genjscc.commands.ber import parse_decoder_options, parse_ebno_list, resolve_code
 from genjscc.core.fec.codes import get_code
 from genjscc.core.fec.decoders import (
     DECODERS,
@@ -25,7 +26,6 @@ from genjscc.core.fec.decoders import (
     register_decoder,
 )
 from genjscc.core.sim import BerPoint, simulate_ber, uncoded_code
-from genjscc.core.sim.ber_cli import parse_decoder_options, parse_ebno_list, resolve_code
 from genjscc.core.theory import ber_awgn, ber_bpsk_rayleigh
 from genjscc.errors import GenjsccError
 
@@ -232,7 +232,7 @@ def test_layered_variants_and_options(ldpc49) -> None:
     assert make_decoder("BP_Layered", ldpc49).schedule == "layered"
     assert make_decoder("bp", ldpc49, schedule="layered").schedule == "layered"
     dec = make_decoder("normalized-minsum", ldpc49, num_iters=7, scaling=0.8)
-    assert (dec.check_rule, dec.num_iters, dec.scaling) == ("normalized_minsum", 7, 0.8)
+    assert (dec.check_rule, dec.num_iters, dec.scaling) == ("normalized-minsum", 7, 0.8)
     assert make_decoder("offset-minsum-layered", ldpc49, offset=0.3).offset == 0.3
     assert isinstance(make_decoder("none", ldpc49), HardDecisionDecoder)
 

@@ -157,7 +157,7 @@ def test_matches_ldpc_package_on_the_same_words():
     llr = _awgn_llr(cw, 3.0, 24 / 49, seed=6).double()
     hard = (llr < 0).numpy().astype(np.uint8)
     probs = 1.0 / (1.0 + np.exp(np.abs(llr.numpy())))
-    for rule, method in [("tanh", "product_sum"), ("minsum", "minimum_sum")]:
+    for rule, method in [("bp", "product_sum"), ("minsum", "minimum_sum")]:
         ref = ldpc.BpDecoder(
             h, error_rate=0.1, max_iter=50, bp_method=method, input_vector_type="received_vector"
         )
@@ -199,7 +199,7 @@ def test_ecct_bp_baseline(ebno_db, cpu_backend):
         pytest.skip("the torch backend runs the 4 dB point (its other runs cost 25 s)")
     expected, words = ECCT_BP50[ebno_db]
     h, g = _code("LDPC_N49_K24")
-    dec = BPDecoder(h, check_rule="tanh", num_iters=50)
+    dec = BPDecoder(h, check_rule="bp", num_iters=50)
     errors = 0
     for part in range(words // 50_000):
         cw = _codewords(g, 50_000, seed=100 + part)
@@ -221,13 +221,13 @@ def test_minsum_variants_no_better_than_sum_product(name):
         rule: float((BPDecoder(h, check_rule=rule).decode(llr).bits.numpy() != cw).mean())
         for rule in CHECK_RULES
     }
-    assert ber["tanh"] > 0
+    assert ber["bp"] > 0
     # Normalised and offset min-sum correct min-sum's overestimate and come close: on the short,
     # loopy LDPC(49,24) normalised min-sum can even tie sum-product (0.07 % fewer bit errors
     # with these words), so they get a margin of 2 %.
-    for rule in ("normalized_minsum", "offset_minsum"):
-        assert ber[rule] >= 0.98 * ber["tanh"], ber
-    assert ber["minsum"] > 1.2 * ber["tanh"], ber  # plain min-sum overestimates: clearly worse
+    for rule in ("normalized-minsum", "offset-minsum"):
+        assert ber[rule] >= 0.98 * ber["bp"], ber
+    assert ber["minsum"] > 1.2 * ber["bp"], ber  # plain min-sum overestimates: clearly worse
 
 
 # ------------------------------------------------------------------------ (d) input handling
@@ -397,11 +397,11 @@ def test_refilled_working_batch_gives_the_same_words(monkeypatch, schedule):
     h, g = _code("LDPC_N49_K24")
     cw = _codewords(g, 700, seed=11)
     llr = _awgn_llr(cw, 2.0, 24 / 49, seed=12)
-    wide = BPDecoder(h, check_rule="normalized_minsum", schedule=schedule).decode(llr)
+    wide = BPDecoder(h, check_rule="normalized-minsum", schedule=schedule).decode(llr)
     monkeypatch.setattr(bp, "_CPU_CHUNK_ELEMENTS", 64 * 196)  # 64 words at a time
     monkeypatch.setattr(bp, "_MIN_CPU_CHUNK", 1)
     for early_stop in (True, False):
-        dec = BPDecoder(h, check_rule="normalized_minsum", schedule=schedule, early_stop=early_stop)
+        dec = BPDecoder(h, check_rule="normalized-minsum", schedule=schedule, early_stop=early_stop)
         narrow = dec.decode(llr)
         if early_stop:
             assert torch.equal(narrow.llr, wide.llr)
@@ -429,7 +429,7 @@ def test_layered_needs_fewer_iterations():
     g, _ = systematic_generator(h)
     cw = _codewords(g, 1500, seed=13)
     llr = _awgn_llr(cw, 3.0, g.shape[0] / h.shape[1], seed=14)
-    for rule in ("tanh", "normalized_minsum"):
+    for rule in ("bp", "normalized-minsum"):
         flood = BPDecoder(h, check_rule=rule).decode(llr)
         layer = BPDecoder(h, check_rule=rule, schedule="layered", layers=layers).decode(llr)
         needed = flood.num_iters > 0
@@ -439,3 +439,47 @@ def test_layered_needs_fewer_iterations():
         assert mean_layer < 0.8 * mean_flood, (rule, mean_layer, mean_flood)
         # and it decodes at least as well
         assert (layer.bits.numpy() != cw).any(1).sum() <= (flood.bits.numpy() != cw).any(1).sum()
+
+
+# ------------------------------------------------------------- rule names and callable rules
+
+
+def test_old_rule_names_work_with_a_deprecation_warning():
+    h = load_parity_check("LDPC_N49_K24")
+    for old, new in (("tanh", "bp"), ("normalized_minsum", "normalized-minsum"),
+                     ("offset_minsum", "offset-minsum")):
+        with pytest.warns(DeprecationWarning, match=f"use '{new}'"):
+            dec = BPDecoder(h, check_rule=old)
+        assert dec.check_rule == new
+
+
+def _minsum_callable(v2c, llr_clip):
+    """The min-sum update written plainly (the rule a user might pass)."""
+    mag = v2c.abs()
+    others = torch.stack([mag.roll(-s, dims=1) for s in range(1, v2c.shape[1])]).amin(0)
+    sign = torch.where(v2c < 0, -1.0, 1.0).to(v2c.dtype)
+    return others * sign.prod(dim=1, keepdim=True) * sign
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_callable_rule_decodes_as_the_builtin_rule(schedule):
+    h = load_parity_check("LDPC_N49_K24")
+    llr = 2.0 + 1.5 * torch.randn(64, 49, generator=torch.Generator().manual_seed(3))
+    ours = BPDecoder(h, check_rule=_minsum_callable, schedule=schedule, num_iters=10)
+    assert not ours.uses_native("cpu")  # a callable runs on the torch backend
+    ref = BPDecoder(h, check_rule="minsum", schedule=schedule, num_iters=10, backend="torch")
+    got, want = ours.decode(llr), ref.decode(llr)
+    assert torch.equal(got.bits, want.bits)
+    assert torch.equal(got.num_iters, want.num_iters)
+    torch.testing.assert_close(got.llr, want.llr)
+
+
+def test_callable_rule_errors_are_clear():
+    h = load_parity_check("LDPC_N49_K24")
+    with pytest.raises(ValueError, match="torch backend"):
+        BPDecoder(h, check_rule=_minsum_callable, backend="native")
+    bad = BPDecoder(h, check_rule=lambda v2c, clip: v2c[:, :1], early_stop=False)
+    with pytest.raises(ValueError, match="input's shape"):
+        bad.decode(torch.ones(2, 49))
+    with pytest.raises(ValueError, match="or a callable"):
+        BPDecoder(h, check_rule="sum_product")

@@ -54,7 +54,7 @@ def test_same_block_errors_as_torch_on_the_same_llrs(rule, schedule):
     assert 200 < int(fail_ref.sum()) < 600  # enough errors for the comparison to mean something
     both_ok = ref.syndrome_ok & got.syndrome_ok
     assert torch.equal(ref.bits[both_ok], got.bits[both_ok])
-    if rule == "tanh":
+    if rule == "bp":
         assert abs(int(fail_ref.sum()) - int(fail_got.sum())) <= 5
         assert int((fail_ref != fail_got).sum()) <= 10
         assert (ref.num_iters == got.num_iters).float().mean() > 0.99
@@ -82,7 +82,7 @@ def test_5g_code_with_punctured_and_filler_bits(schedule):
     sigma2 = 1.0 / (2.0 * rate * 10 ** (ebno_db / 10.0))
     y = 1.0 - 2.0 * sent.float() + math.sqrt(sigma2) * torch.randn(sent.shape, generator=gen)
     llr = code.rate_recover(2.0 * y / sigma2)
-    ref, got = _both(code.H, llr, check_rule="tanh", schedule=schedule, num_iters=20)
+    ref, got = _both(code.H, llr, check_rule="bp", schedule=schedule, num_iters=20)
     info_ref = ref.bits[:, code.info_positions] != info
     info_got = got.bits[:, code.info_positions] != info
     errors = int(info_ref.any(1).sum()), int(info_got.any(1).sum())
@@ -131,7 +131,7 @@ def test_backend_choice_and_errors():
     dec = make_decoder("bp-layered", code, num_iters=10, backend="torch")
     assert dec.backend == "torch" and dec.schedule == "layered"
     native = make_decoder("normalized-minsum", code, num_iters=10, backend="native")
-    assert torch.equal(native(llr), dec.__class__(code.H, check_rule="normalized_minsum",
+    assert torch.equal(native(llr), dec.__class__(code.H, check_rule="normalized-minsum",
                                                    num_iters=10, schedule="flooding",
                                                    backend="torch")(llr))
     with pytest.raises(ValueError, match="float32 CPU"):

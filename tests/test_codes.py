@@ -197,3 +197,12 @@ def test_get_code_builds_5g_specs():
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def test_every_code_object_is_a_code() -> None:
+    from genjscc.core.fec.codes import Code
+    from genjscc.core.sim import uncoded_code
+
+    for code in (get_code("LDPC_N49_K24"), get_code("5gnr:bg2:k=512:e=1024"), uncoded_code(8)):
+        assert isinstance(code, Code), code
+    assert not isinstance(object(), Code)

@@ -153,3 +153,31 @@ def test_cuda_matches_cpu():
     assert coded.device.type == "cuda"
     assert torch.equal(coded.cpu(), crc.attach(bits))
     assert bool(crc.check(coded).all())
+
+
+# ------------------------------------------------------------- transport-block framing
+
+
+@pytest.mark.parametrize(("num_bits", "k", "crc_name", "codewords"), [
+    (1, 24, "24A", 2), (40, 64, "24A", 1), (41, 64, "24A", 2), (100, 50, None, 2),
+])
+def test_framing_pads_and_ends_with_the_crc(num_bits, k, crc_name, codewords):
+    from genjscc.core.fec.framing import frame, max_payload_bits, num_codewords, unframe
+
+    crc = CRC(crc_name) if crc_name else None
+    crc_len = crc.length if crc else 0
+    payload = np.random.default_rng(num_bits).integers(0, 2, num_bits).astype(np.uint8)
+    info = frame(payload, k, crc)
+    assert info.shape == (codewords, k) == (num_codewords(num_bits, k, crc_len), k)
+    flat = info.reshape(-1)
+    assert np.array_equal(flat[:num_bits].numpy(), payload)
+    assert not flat[num_bits:codewords * k - crc_len].any()  # zero padding
+    bits, ok = unframe(flat, crc, num_bits)
+    assert np.array_equal(bits, payload) and ok is (True if crc else None)
+    padded, _ = unframe(flat, crc)  # the length unknown: the padding is kept
+    assert padded.size == max_payload_bits(codewords, k, crc_len)
+    whole, _ = unframe(flat, crc, whole_bytes=True)
+    assert whole.size == padded.size - padded.size % 8
+    if crc:
+        flat[0] ^= 1
+        assert unframe(flat, crc, num_bits)[1] is False

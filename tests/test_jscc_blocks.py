@@ -188,7 +188,7 @@ def test_ofdm_jscc_rx_checks_parameters():
 
 
 def test_smooth_channel_taps_estimates_noise():
-    from genjscc.blocks.jscc_ofdm import smooth_channel_taps
+    from genjscc.core.channel.ofdm import smooth_channel_taps
 
     rng = np.random.default_rng(0)
     active = np.array([k for k in range(6, 59) if k != 32])
@@ -208,7 +208,7 @@ def test_smooth_channel_taps_estimates_noise():
 
 def test_spreading_is_unitary_and_spreads_energy():
     """despread(spread(x)) == x, energy kept, and one strong symbol lands on every position."""
-    from genjscc.blocks.jscc import despread, spread
+    from genjscc.core.jscc.spreading import despread, spread
 
     rng = np.random.default_rng(3)
     x = (rng.standard_normal(6144) + 1j * rng.standard_normal(6144)).astype(np.complex64)
@@ -218,3 +218,16 @@ def test_spreading_is_unitary_and_spreads_energy():
     impulse = np.zeros(6144, np.complex64)
     impulse[0] = 1.0
     np.testing.assert_allclose(np.abs(spread(impulse)), np.full(6144, 6144 ** -0.5), rtol=1e-4)
+
+
+def test_segments_and_frame_counter():
+    from genjscc.core.jscc.spreading import FrameCounter, segment
+
+    x = np.arange(1, 11).astype(np.complex64)
+    segs = segment(x, 4)
+    assert segs.shape == (3, 4) and np.array_equal(segs.reshape(-1)[:10], x)
+    assert not segs.reshape(-1)[10:].any()
+    assert segment(x, 0).shape == (1, 10)
+    counter = FrameCounter(12)
+    assert [counter.unwrap(c) for c in (4094, 4095, 0, 1, 4095, 2)] == \
+        [4094, 4095, 4096, 4097, 8191, 8194]

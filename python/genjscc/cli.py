@@ -19,15 +19,17 @@ from genjscc.errors import GenjsccError
 
 # name -> (module implementing add_arguments(parser) and run(args), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("genjscc.demo", "run the end-to-end loopback demo and write a report with plots"),
+    "demo": ("genjscc.commands.demo",
+             "run the end-to-end loopback demo and write a report with plots"),
     "models": ("genjscc.commands.models", "list shipped and available models with sha256"),
-    "ber": ("genjscc.core.sim.ber_cli", "Monte-Carlo BER/BLER of a channel code and decoder"),
+    "ber": ("genjscc.commands.ber", "Monte-Carlo BER/BLER of a channel code and decoder"),
     "amc": ("genjscc.commands.amc", "link adaptation: MCS tables, SNR thresholds, MCS choice"),
     "compress": ("genjscc.commands.compress", "LM lossless compression of any file"),
     "decompress": ("genjscc.commands.decompress", "restore a file made by genjscc compress"),
     "serve": ("genjscc.commands.serve",
               "ZeroMQ inference server (ECCT, BP, LM) with batching, for a GPU host"),
-    "train": ("genjscc.train", "training recipes of the shipped models (genjscc train lm ...)"),
+    "train": ("genjscc.commands.train",
+              "training recipes of the shipped models (genjscc train lm ...)"),
     "radio": ("genjscc.commands.radio",
               "files over the burst OFDM PHY: send, channel emulator, receive (ZeroMQ or USRP)"),
     "jscc-eval": ("genjscc.commands.jscc_eval",

@@ -20,14 +20,12 @@ from typing import Any, TypeVar
 
 import pmt
 
+from genjscc.blocks._meta import KEY_BACKEND, KEY_BACKEND_ERROR, KEY_BACKEND_OK
 from genjscc.serve.client import Client, ServeError, parse_backend
 
 __all__ = ["FALLBACKS", "KEY_BACKEND", "KEY_BACKEND_ERROR", "KEY_BACKEND_OK", "ServerBackend"]
 
 FALLBACKS = ("none", "local")
-KEY_BACKEND_OK = pmt.intern("backend_ok")
-KEY_BACKEND = pmt.intern("backend")
-KEY_BACKEND_ERROR = pmt.intern("backend_error")
 
 T = TypeVar("T")
 

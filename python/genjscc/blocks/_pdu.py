@@ -23,7 +23,6 @@ __all__ = [
     "PduError",
     "keep_alive",
     "make_pdu",
-    "meta_get_noise_var",
     "parse_pdu",
 ]
 
@@ -100,38 +99,6 @@ def make_pdu(meta: pmt.pmt_base, data: np.ndarray) -> pmt.pmt_base:
     return pmt.cons(meta, pmt.to_pmt(np.ascontiguousarray(data)))
 
 
-def meta_get_noise_var(meta: pmt.pmt_base, key: pmt.pmt_base, num_symbols: int):
-    """Noise variance stored under ``key``: a float, a float32 array ``[num_symbols]`` or None.
-
-    Accepts a PMT number or a real uniform vector of length 1 (scalar) or ``num_symbols``.
-    Raises PduError for a value of another kind or length, or a negative / NaN value.
-    """
-    if not pmt.dict_has_key(meta, key):
-        return None
-    val = pmt.dict_ref(meta, key, pmt.PMT_NIL)
-    if pmt.is_number(val) and not pmt.is_complex(val):
-        out: float | np.ndarray = float(pmt.to_double(val))
-        arr = np.asarray([out])
-    elif pmt.is_f32vector(val) or pmt.is_f64vector(val):
-        arr = np.asarray(pmt.to_python(val), dtype=np.float32)
-        if arr.size == 1:
-            out = float(arr[0])
-        elif arr.size == num_symbols:
-            out = arr
-        else:
-            raise PduError(
-                f"metadata {pmt.symbol_to_string(key)!r} has {arr.size} values for "
-                f"{num_symbols} symbols; give one value or one per symbol"
-            )
-    else:
-        raise PduError(
-            f"metadata {pmt.symbol_to_string(key)!r} must be a real number or a float vector"
-        )
-    if not np.all(arr >= 0):
-        raise PduError(f"metadata {pmt.symbol_to_string(key)!r} must be >= 0 and not NaN")
-    return out
-
-
 # GNU Radio 3.10's Python block gateway holds only a non-owning handle to the Python object,
 # and a block's scheduler thread calls back into it while it shuts down, which can be after
 # tb.wait() has returned. A block that Python frees first (a local of a function that built
@@ -151,10 +118,10 @@ def keep_alive(block: gr.basic_block) -> None:
 class PduBlock(gr.basic_block):
     """Base of the PDU-in / PDU-out blocks: ports ``in`` and ``out``, counters, error handling.
 
-    Subclasses implement :meth:`process`, which returns the output PDU (or None to emit
-    nothing) and raises :class:`PduError` for bad input. Any other exception is logged and
-    counted too, so a bad message never stops the flowgraph. Instances live until the
-    process ends (see ``keep_alive``).
+    Subclasses implement :meth:`process`, which returns the output PDU, a list of PDUs (sent
+    in order), or None to emit nothing, and raises :class:`PduError` for bad input. Any other
+    exception is logged and counted too, so a bad message never stops the flowgraph. Instances
+    live until the process ends (see ``keep_alive``).
     """
 
     def __init__(self, name: str):
@@ -167,8 +134,8 @@ class PduBlock(gr.basic_block):
         self._num_processed = 0
         self._num_errors = 0
 
-    def process(self, msg: pmt.pmt_base) -> pmt.pmt_base | None:
-        """Turn one input message into one output PDU; raise PduError for bad input."""
+    def process(self, msg: pmt.pmt_base) -> pmt.pmt_base | list[pmt.pmt_base] | None:
+        """Turn one input message into output PDUs; raise PduError for bad input."""
         raise NotImplementedError
 
     def _handle(self, msg: pmt.pmt_base) -> None:
@@ -183,8 +150,8 @@ class PduBlock(gr.basic_block):
             return
         with self._count_lock:
             self._num_processed += 1
-        if out is not None:
-            self.message_port_pub(PORT_OUT, out)
+        for pdu in out if isinstance(out, list) else () if out is None else (out,):
+            self.message_port_pub(PORT_OUT, pdu)
 
     def _count_error(self, text: str) -> None:
         with self._count_lock:

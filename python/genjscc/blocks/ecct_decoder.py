@@ -10,6 +10,7 @@ import pmt
 import torch
 
 from genjscc.blocks._backend import ServerBackend
+from genjscc.blocks._meta import KEY_CODEWORDS, KEY_NUM_BITS, KEY_SYNDROME_OK
 from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
 from genjscc.core.ecct.decoder import build_decoder
 from genjscc.core.fec.codes import get_code
@@ -17,9 +18,6 @@ from genjscc.core.fec.codes import get_code
 __all__ = ["OUTPUTS", "ecct_decoder"]
 
 OUTPUTS = ("info", "codeword")
-KEY_CODEWORDS = pmt.intern("codewords")
-KEY_NUM_BITS = pmt.intern("num_bits")
-KEY_SYNDROME_OK = pmt.intern("syndrome_ok")
 
 
 class ecct_decoder(PduBlock):

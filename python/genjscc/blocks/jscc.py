@@ -16,14 +16,9 @@ The decoder places a segment by its ``segment``/``image_id`` metadata, or, behin
 receiver that drops metadata, by the frame counter ``packet_num`` (unwrapped across its
 12-bit wrap; the image size then comes from the block's ``height``/``width`` parameters).
 With ``spread`` (the default, the same on both ends) the encoder sends each image's padded
-symbol vector through a unitary spreading, ``fft(signs * x, norm="ortho")`` with fixed
-pseudo-random signs, then a fixed pseudo-random permutation, and the decoder inverts it.
-JSCC latents put most energy on a few symbols (the strong low-frequency coefficients), and an
-OFDM receiver's errors are partly *multiplicative* (channel-estimate and common-phase errors
-scale each subcarrier): on those strong symbols they cost several dB of PSNR at high SNR.
-Spread, every symbol carries the same average energy and those errors reach the decoder as a
-small additive noise; over AWGN spreading changes nothing (a unitary map of white noise is
-white noise).
+symbol vector through the unitary spreading of :mod:`genjscc.core.jscc.spreading` (it turns an
+OFDM receiver's per-carrier gain errors on the strong latents into a small additive noise),
+and the decoder inverts it.
 Missing segments are decoded as zeros (JSCC degrades; nothing is dropped) and counted. SNR
 (Es/N0 per symbol, dB) comes from ``snr_db`` metadata, else ``noise_var`` (N0 after
 equalization: ``snr = 1 / noise_var``), else the block's ``snr_db`` parameter; without any
@@ -32,7 +27,6 @@ the PDU is refused with a clear error ("missing SNR").
 
 from __future__ import annotations
 
-import io
 import math
 import threading
 
@@ -40,19 +34,25 @@ import numpy as np
 import pmt
 import torch
 
+from genjscc.blocks._meta import (
+    KEY_HEIGHT,
+    KEY_IMAGE_ID,
+    KEY_MISSING_SEGMENTS,
+    KEY_NOISE_VAR,
+    KEY_NUM_SEGMENTS,
+    KEY_PACKET_NUM,
+    KEY_SEGMENT,
+    KEY_SNR_DB,
+    KEY_WIDTH,
+    get_float,
+    get_long,
+)
 from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
+from genjscc.core.jscc.images import decode_image_file, read_image_file
+from genjscc.core.jscc.spreading import FrameCounter, despread, segment, spread
 
 __all__ = ["image_pdu", "jscc_image_decoder", "jscc_image_encoder", "sample_image_path"]
 
-KEY_HEIGHT = pmt.intern("height")
-KEY_WIDTH = pmt.intern("width")
-KEY_SNR_DB = pmt.intern("snr_db")
-KEY_NOISE_VAR = pmt.intern("noise_var")
-KEY_IMAGE_ID = pmt.intern("image_id")
-KEY_SEGMENT = pmt.intern("segment")
-KEY_NUM_SEGMENTS = pmt.intern("num_segments")
-KEY_PACKET_NUM = pmt.intern("packet_num")
-KEY_MISSING = pmt.intern("missing_segments")
 MAX_PIXELS = 4096 * 4096
 
 
@@ -70,81 +70,21 @@ def image_pdu(path: str) -> pmt.pmt_base:
 
 def _read_image_file(name: str) -> np.ndarray:
     """Bytes of an image file; a bare name that is not found is a shipped sample photograph."""
-    import os
-
-    path = name
-    if not os.path.isfile(path) and os.sep not in name:
-        from genjscc.core.jscc.images import sample_images
-
-        matches = [p for p in sample_images() if p.name == name]
-        path = str(matches[0]) if matches else name
     try:
-        return np.fromfile(path, dtype=np.uint8)
+        return read_image_file(name)
     except OSError as err:
         raise PduError(f"cannot read image file {name!r}: {err.strerror or err}") from None
 
 
-def _meta_long(meta: pmt.pmt_base, key: pmt.pmt_base) -> int | None:
-    if not pmt.dict_has_key(meta, key):
-        return None
-    val = pmt.dict_ref(meta, key, pmt.PMT_NIL)
-    if not (pmt.is_integer(val) or pmt.is_uint64(val)):
-        raise PduError(f"metadata {pmt.symbol_to_string(key)!r} must be an integer")
-    return int(pmt.to_uint64(val) if pmt.is_uint64(val) else pmt.to_long(val))
-
-
-def _meta_float(meta: pmt.pmt_base, key: pmt.pmt_base) -> float | None:
-    if not pmt.dict_has_key(meta, key):
-        return None
-    val = pmt.dict_ref(meta, key, pmt.PMT_NIL)
-    if pmt.is_number(val) and not pmt.is_complex(val):
-        out = float(pmt.to_double(val))
-    elif pmt.is_f32vector(val) or pmt.is_f64vector(val):
-        arr = np.asarray(pmt.to_python(val), dtype=np.float64)
-        if arr.size == 0:
-            raise PduError(f"metadata {pmt.symbol_to_string(key)!r} is empty")
-        out = float(arr.mean())
-    else:
-        raise PduError(f"metadata {pmt.symbol_to_string(key)!r} must be a real number")
-    if not math.isfinite(out):
-        raise PduError(f"metadata {pmt.symbol_to_string(key)!r} must be finite")
-    return out
-
-
-def _spreading_code(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed +-1 signs and permutation of :func:`spread` for ``n`` symbols (a pure
-    function of ``n``)."""
-    rng = np.random.default_rng(0x4A534343)
-    return rng.integers(0, 2, n).astype(np.float32) * 2 - 1, rng.permutation(n)
-
-
-def spread(x: np.ndarray) -> np.ndarray:
-    """Unitary spreading of one image's symbols: ``fft(signs * x, norm="ortho")``, permuted.
-
-    The permutation matters: an OFDM receiver's per-carrier errors repeat with the carrier
-    pattern, and without it that period would map each strong symbol's error onto its
-    neighbours instead of spreading it like white noise."""
-    signs, perm = _spreading_code(x.size)
-    return np.fft.fft(signs * x, norm="ortho")[perm].astype(np.complex64)
-
-
-def despread(y: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`spread`."""
-    signs, perm = _spreading_code(y.size)
-    unpermuted = np.empty_like(y)
-    unpermuted[perm] = y
-    return (np.fft.ifft(unpermuted, norm="ortho") * signs).astype(np.complex64)
-
-
 def _load_model(model: str, ratio: str):
-    from genjscc.core.jscc import load_model, model_name
+    from genjscc import zoo
 
-    return load_model(model or model_name(ratio))
+    return zoo.load(model or zoo.model_name("jscc", ratio), "jscc")
 
 
 def _decode_image_bytes(meta: pmt.pmt_base, data: np.ndarray) -> np.ndarray:
     """``[H, W, 3]`` uint8 from a raw RGB PDU (with height/width) or image file bytes."""
-    height, width = _meta_long(meta, KEY_HEIGHT), _meta_long(meta, KEY_WIDTH)
+    height, width = get_long(meta, KEY_HEIGHT), get_long(meta, KEY_WIDTH)
     if height is not None or width is not None:
         if height is None or width is None or height < 8 or width < 8:
             raise PduError("raw image PDUs need metadata height and width, both >= 8")
@@ -154,19 +94,11 @@ def _decode_image_bytes(meta: pmt.pmt_base, data: np.ndarray) -> np.ndarray:
             raise PduError(f"raw RGB image {height}x{width} needs {height * width * 3} bytes, "
                            f"got {data.size} (truncated or wrong size)")
         return data.reshape(height, width, 3)
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(io.BytesIO(data.tobytes())) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise PduError(f"image {img.width}x{img.height} is too large")
-            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        return decode_image_file(data.tobytes(), MAX_PIXELS)
+    except ValueError as err:
         raise PduError(f"the PDU is neither a raw RGB image (height/width metadata missing) "
                        f"nor a readable image file: {err}") from None
-    if min(arr.shape[:2]) < 8:
-        raise PduError("images need at least 8 pixels per side")
-    return arr
 
 
 class jscc_image_encoder(PduBlock):
@@ -197,34 +129,31 @@ class jscc_image_encoder(PduBlock):
         """Change the SNR the encoder adapts to (dB)."""
         self.snr_db = float(snr_db)
 
-    def process(self, msg: pmt.pmt_base) -> None:
+    def process(self, msg: pmt.pmt_base) -> list[pmt.pmt_base]:
         if pmt.is_symbol(msg):  # a file name, e.g. from a message strobe
             meta, data = pmt.make_dict(), _read_image_file(pmt.symbol_to_string(msg))
         else:
             meta, data = parse_pdu(msg, "u8")
         pixels = _decode_image_bytes(meta, data)
-        snr = _meta_float(meta, KEY_SNR_DB)
+        snr = get_float(meta, KEY_SNR_DB, vector_mean=True)
         snr = self.snr_db if snr is None else snr
         image = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float()[None] / 255.0
         with torch.no_grad():
             x = self.model.encode(image.to(self.device), snr)[0].cpu().numpy()
         height, width = pixels.shape[:2]
-        spf = self.symbols_per_frame or x.size
-        num_seg = -(-x.size // spf)
-        padded = np.zeros(num_seg * spf, dtype=np.complex64)
-        padded[:x.size] = x
+        segments = segment(x, self.symbols_per_frame)
         if self.spread:
-            padded = spread(padded)
+            segments = spread(segments.reshape(-1)).reshape(segments.shape)
         image_id, self._next_id = self._next_id, self._next_id + 1
-        for seg in range(num_seg):
+        pdus = []
+        for seg, symbols in enumerate(segments):
             out = pmt.make_dict()
             for key, value in ((KEY_HEIGHT, height), (KEY_WIDTH, width), (KEY_IMAGE_ID, image_id),
-                               (KEY_SEGMENT, seg), (KEY_NUM_SEGMENTS, num_seg)):
+                               (KEY_SEGMENT, seg), (KEY_NUM_SEGMENTS, len(segments))):
                 out = pmt.dict_add(out, key, pmt.from_long(int(value)))
             out = pmt.dict_add(out, KEY_SNR_DB, pmt.from_double(float(snr)))
-            self.message_port_pub(pmt.intern("out"),
-                                  make_pdu(out, padded[seg * spf:(seg + 1) * spf]))
-        return None
+            pdus.append(make_pdu(out, symbols))
+        return pdus
 
 
 class jscc_image_decoder(PduBlock):
@@ -257,8 +186,7 @@ class jscc_image_decoder(PduBlock):
         self.spread = bool(spread)
         self._lock = threading.Lock()
         self._pending: dict | None = None  # the image being collected
-        self._last_packet: int | None = None
-        self._packet_base = 0
+        self._frames = FrameCounter(12)  # the OFDM header's frame counter
         self._num_images = 0
         self._num_missing = 0
 
@@ -275,10 +203,10 @@ class jscc_image_decoder(PduBlock):
         return self._num_missing
 
     def _snr(self, meta: pmt.pmt_base) -> float:
-        snr = _meta_float(meta, KEY_SNR_DB)
+        snr = get_float(meta, KEY_SNR_DB, vector_mean=True)
         if snr is not None:
             return snr
-        nv = _meta_float(meta, KEY_NOISE_VAR)
+        nv = get_float(meta, KEY_NOISE_VAR, vector_mean=True)
         if nv is not None:
             if nv <= 0:
                 raise PduError("metadata 'noise_var' must be > 0")
@@ -289,8 +217,8 @@ class jscc_image_decoder(PduBlock):
                        "block has no snr_db parameter")
 
     def _geometry(self, meta: pmt.pmt_base) -> tuple[int, int]:
-        h = _meta_long(meta, KEY_HEIGHT) or self.height
-        w = _meta_long(meta, KEY_WIDTH) or self.width
+        h = get_long(meta, KEY_HEIGHT) or self.height
+        w = get_long(meta, KEY_WIDTH) or self.width
         if not h or not w:
             raise PduError("image size unknown: no height/width metadata and the block's "
                            "height/width parameters are 0")
@@ -300,8 +228,8 @@ class jscc_image_decoder(PduBlock):
 
     def _place(self, meta: pmt.pmt_base, k: int, n: int) -> tuple[int, int, int]:
         """(image id, segment, number of segments) of a PDU of ``n`` symbols."""
-        seg, num_seg = _meta_long(meta, KEY_SEGMENT), _meta_long(meta, KEY_NUM_SEGMENTS)
-        image_id = _meta_long(meta, KEY_IMAGE_ID)
+        seg, num_seg = get_long(meta, KEY_SEGMENT), get_long(meta, KEY_NUM_SEGMENTS)
+        image_id = get_long(meta, KEY_IMAGE_ID)
         if seg is not None and num_seg is not None:
             if not 0 <= seg < num_seg:
                 raise PduError(f"segment {seg} of {num_seg} is out of range")
@@ -310,25 +238,22 @@ class jscc_image_decoder(PduBlock):
         num_seg = -(-k // spf)
         if n != spf:
             raise PduError(f"got {n} symbols; frames of this image carry {spf}")
-        packet = _meta_long(meta, KEY_PACKET_NUM)
+        packet = get_long(meta, KEY_PACKET_NUM)
         if packet is None:
             if num_seg != 1:
                 raise PduError("cannot place a segment: no segment or packet_num metadata")
             return self._num_images, 0, 1
-        # Unwrap the 12-bit frame counter of the OFDM header.
-        if self._last_packet is not None and packet < self._last_packet:
-            self._packet_base += 4096
-        self._last_packet = packet
-        frame = self._packet_base + packet
+        frame = self._frames.unwrap(packet)
         return frame // num_seg, frame % num_seg, num_seg
 
-    def process(self, msg: pmt.pmt_base) -> None:
+    def process(self, msg: pmt.pmt_base) -> list[pmt.pmt_base]:
         meta, y = parse_pdu(msg, "c32")
         if not np.all(np.isfinite(y)):
             raise PduError("symbols must be finite")
         h, w = self._geometry(meta)
         k = self.model.num_symbols(h, w)
         snr = self._snr(meta)
+        images = []
         with self._lock:
             image_id, seg, num_seg = self._place(meta, k, y.size)
             spf = y.size
@@ -337,7 +262,7 @@ class jscc_image_decoder(PduBlock):
                                f"symbols of a {h}x{w} image at ratio {self.model.ratio}")
             pend = self._pending
             if pend is not None and (pend["id"] != image_id or pend["shape"] != (h, w)):
-                self._emit(pend)  # a new image started: the old one is complete as it is
+                images.append(self._emit(pend))  # a new image started: the old one is done
                 pend = None
             if pend is None:
                 pend = {"id": image_id, "shape": (h, w), "k": k, "spf": spf,
@@ -348,10 +273,12 @@ class jscc_image_decoder(PduBlock):
             pend["n0"].append(10.0 ** (-snr / 10.0))
             self._pending = pend
             if len(pend["have"]) == num_seg or seg == num_seg - 1:
-                self._emit(pend)
+                images.append(self._emit(pend))
                 self._pending = None
+        return images
 
-    def _emit(self, pend: dict) -> None:
+    def _emit(self, pend: dict) -> pmt.pmt_base:
+        """The image PDU of a collected image (missing segments decoded as zeros)."""
         h, w = pend["shape"]
         missing = pend["num_seg"] - len(pend["have"])
         snr = -10.0 * math.log10(sum(pend["n0"]) / len(pend["n0"]))
@@ -368,7 +295,7 @@ class jscc_image_decoder(PduBlock):
             Image.fromarray(pixels).save(self.save_path.replace("{n}", str(self._num_images)))
         out = pmt.make_dict()
         for key, value in ((KEY_HEIGHT, h), (KEY_WIDTH, w), (KEY_IMAGE_ID, pend["id"]),
-                           (KEY_MISSING, missing)):
+                           (KEY_MISSING_SEGMENTS, missing)):
             out = pmt.dict_add(out, key, pmt.from_long(int(value)))
         out = pmt.dict_add(out, KEY_SNR_DB, pmt.from_double(snr))
-        self.message_port_pub(pmt.intern("out"), make_pdu(out, pixels.reshape(-1)))
+        return make_pdu(out, pixels.reshape(-1))

@@ -27,11 +27,10 @@ and ``snr_db`` metadata. Sync needs about 12 dB SNR or more (gr-digital's detect
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pmt
 
+from genjscc.blocks._meta import KEY_SNR_DB
 from genjscc.blocks._pdu import keep_alive
 from genjscc.blocks.ofdm import (
     DEFAULT_OCCUPIED_CARRIERS,
@@ -42,55 +41,17 @@ from genjscc.blocks.ofdm import (
     _header_formatter,
     make_sync_words,
 )
+from genjscc.core.channel.ofdm import smooth_channel_taps
 from gnuradio import analog, blocks, digital, fft, gr, pdu
 
-__all__ = ["ofdm_jscc_rx", "smooth_channel_taps"]
+__all__ = ["ofdm_jscc_rx"]
 
 CHAN_TAPS_KEY = pmt.intern("ofdm_sync_chan_taps")
-SNR_KEY = pmt.intern("snr_db")
 # Gains of the pilot phase-tracking loop. Behind the decoder's symbol spreading, per-symbol
 # jitter becomes a small white noise while a frame's *mean* phase error stays a gain error on
 # the strongest latents, so a fast loop (little lag after its start at phase 0) is the better
 # trade: measured on the OFDM-vs-AWGN test, 0.3/0.02 gave -0.96 dB, 0.5/0.05 -0.37 dB.
 PHASE_GAIN, STEP_GAIN = 0.5, 0.05
-
-
-def smooth_channel_taps(taps: np.ndarray, active: np.ndarray, smooth_len: int
-                        ) -> tuple[np.ndarray, float]:
-    """Smoothed channel taps and the Es/N0 (dB) of symbols equalized with them.
-
-    Args:
-        taps: raw per-carrier estimates ``[fft_len]`` (FFT-shifted carrier order).
-        active: indices of the active carriers, ascending.
-        smooth_len: moving-average length in carriers (odd, >= 1).
-
-    The delay slope is the angle of ``sum(h[k+1] conj(h[k]))`` over adjacent active
-    carriers; taps are de-rotated, averaged, and re-rotated. The noise per raw tap is
-    ``mean |raw - smoothed|^2`` corrected for the averaging (``L / (L - 1)``); the equalized
-    noise is that over ``|h|^2`` plus the smoothed estimate's own error (``1 / L`` of it).
-    """
-    h = taps[active].astype(np.complex128)
-    idx = active.astype(np.float64)
-    adjacent = np.diff(active) == 1
-    corr = np.sum(h[1:][adjacent] * np.conj(h[:-1][adjacent]))
-    slope = np.angle(corr) if abs(corr) > 0 else 0.0
-    rot = np.exp(-1j * slope * idx)
-    flat = h * rot
-    n = flat.size
-    half = max(smooth_len, 1) // 2
-    csum = np.concatenate([[0], np.cumsum(flat)])
-    lo = np.clip(np.arange(n) - half, 0, n)
-    hi = np.clip(np.arange(n) + half + 1, 0, n)
-    smooth = (csum[hi] - csum[lo]) / (hi - lo)
-    out = taps.astype(np.complex64).copy()
-    out[active] = (smooth / rot).astype(np.complex64)
-    length = np.maximum(hi - lo, 1)
-    # residual variance of raw - mean over L is N0 (1 - 1/L) per tap
-    resid = np.abs(flat - smooth) ** 2 / np.maximum(1.0 - 1.0 / length, 1e-3)
-    gain = np.abs(smooth) ** 2
-    n0_eq = float(np.mean(resid * (1.0 + 1.0 / length) / np.maximum(gain, 1e-12)))
-    snr_db = -10.0 * math.log10(max(n0_eq, 1e-12))
-    return out, snr_db
 
 
 class _chan_taps_smoother(gr.sync_block):
@@ -135,7 +96,7 @@ class _chan_taps_smoother(gr.sync_block):
                 smoothed, snr_db = smooth_channel_taps(taps, self.active, self.smooth_len)
                 starts[rel] = smoothed
                 value = pmt.init_c32vector(len(smoothed), smoothed.tolist())
-                self.add_item_tag(0, base_out + rel, SNR_KEY, pmt.from_double(snr_db))
+                self.add_item_tag(0, base_out + rel, KEY_SNR_DB, pmt.from_double(snr_db))
             self.add_item_tag(0, base_out + rel, tag.key, value)
         for i in range(n):
             if i in starts:

@@ -1,25 +1,16 @@
 """ldpc_encoder / ldpc_decoder: CRC + LDPC channel coding of PDUs (genjscc.core.fec).
 
-Framing rule (both blocks follow it; a PDU is one transport block):
-
-1. The PDU's ``A`` payload bits are followed by ``P`` zero bits, where ``C = ceil((A + L) / k)``
-   codewords of ``k`` information bits are needed for the payload and an ``L``-bit CRC
-   (``L = 0`` without CRC) and ``P = C k - L - A``.
-2. The CRC is computed over the padded payload (``A + P`` bits) and fills the last ``L`` bits
-   of the last codeword, so its position never depends on ``A``: the receiver checks it
-   whether or not it knows ``A``.
-3. The ``C k`` bits are cut into ``C`` rows of ``k`` and encoded as one batch; the ``C`` blocks
-   of ``e`` code bits (``e = n`` for codes without rate matching) are concatenated.
-
-``A`` travels in the metadata key ``num_info_bits``. Links that drop metadata (``ofdm_qam_tx``
-does) lose it; the decoder then returns the padded payload: all ``C k - L`` bits when
-unpacked, or the whole bytes among them when packed. Choose PDU sizes with ``8 * bytes + L``
-a multiple of ``k`` to have no padding at all.
+Framing (both blocks follow it; a PDU is one transport block): the payload is zero-padded
+to ``C`` codewords of ``k`` information bits and one CRC ends the last codeword, the rule of
+:mod:`genjscc.core.fec.framing`. The payload length ``A`` travels in the metadata key
+``num_info_bits``. Links that drop metadata (``ofdm_qam_tx`` does) lose it; the decoder then
+returns the padded payload: all ``C k - L`` bits when unpacked, or the whole bytes among them
+when packed. Choose PDU sizes with ``8 * bytes + L`` a multiple of ``k`` to have no padding
+at all.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Any
 
@@ -28,24 +19,30 @@ import pmt
 import torch
 
 from genjscc.blocks._backend import ServerBackend
+from genjscc.blocks._meta import (
+    KEY_CODEWORDS,
+    KEY_CRC_OK,
+    KEY_ITERATIONS,
+    KEY_NUM_BITS,
+    KEY_NUM_INFO_BITS,
+    KEY_SYNDROME_OK,
+    get_long,
+)
 from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
-from genjscc.blocks.qam_mapper import INPUT_FORMATS, KEY_NUM_BITS, bits_from_bytes
-from genjscc.core.fec.codes import get_code
+from genjscc.blocks.qam_mapper import INPUT_FORMATS, bits_from_bytes
+from genjscc.core.fec.codes import Code, get_code
 from genjscc.core.fec.crc import CRC
 from genjscc.core.fec.decoders import make_decoder
+from genjscc.core.fec.framing import frame, max_payload_bits, unframe
 
 __all__ = ["OUTPUT_FORMATS", "ldpc_decoder", "ldpc_encoder"]
 
 OUTPUT_FORMATS = ("packed", "unpacked")
-
-KEY_NUM_INFO_BITS = pmt.intern("num_info_bits")
-KEY_CODEWORDS = pmt.intern("codewords")
-KEY_CRC_OK = pmt.intern("crc_ok")
-KEY_SYNDROME_OK = pmt.intern("syndrome_ok")
-KEY_ITERATIONS = pmt.intern("iterations")
+_MISMATCH = "the LLR PDU was cut or the decoder's code/CRC differ from the encoder's"
 
 
-def _make_code(code: Any):
+
+def _make_code(code: str | Code) -> Code:
     """A code object from a spec string (shipped name, file, ``5gnr:...``) or the object."""
     if isinstance(code, str):
         if not code.strip():
@@ -64,10 +61,6 @@ def _make_crc(crc: str | None) -> CRC | None:
     if crc is None or (isinstance(crc, str) and not crc.strip()):
         return None
     return CRC(crc)
-
-
-def _num_codewords(num_bits: int, k: int, crc_len: int) -> int:
-    return max(1, math.ceil((num_bits + crc_len) / k))
 
 
 class ldpc_encoder(PduBlock):
@@ -90,7 +83,7 @@ class ldpc_encoder(PduBlock):
     Malformed messages are logged, counted (``num_errors()``) and dropped.
     """
 
-    def __init__(self, code: Any = "5gnr:bg2:k=512:e=1024", crc: str = "24A",
+    def __init__(self, code: str | Code = "5gnr:bg2:k=512:e=1024", crc: str = "24A",
                  input_format: str = "packed"):
         PduBlock.__init__(self, "genjscc_ldpc_encoder")
         if input_format not in INPUT_FORMATS:
@@ -107,15 +100,9 @@ class ldpc_encoder(PduBlock):
     def process(self, msg: pmt.pmt_base) -> pmt.pmt_base:
         meta, data = parse_pdu(msg, "u8")
         payload = bits_from_bytes(data, self.input_format)
-        k, crc_len = self.code.k, self.crc_length
-        num_cw = _num_codewords(payload.size, k, crc_len)
-        block = np.zeros(num_cw * k, dtype=np.uint8)
-        block[: payload.size] = payload
-        info = torch.from_numpy(block)
-        if self.crc is not None:
-            # The CRC covers payload + zero padding and ends the last codeword (module doc).
-            info[-crc_len:] = self.crc.compute(info[:-crc_len])
-        coded = self.code.encode(info.reshape(num_cw, k))
+        info = frame(payload, self.code.k, self.crc)
+        num_cw = info.shape[0]
+        coded = self.code.encode(info)
         meta = pmt.dict_add(meta, KEY_NUM_INFO_BITS, pmt.from_long(int(payload.size)))
         meta = pmt.dict_add(meta, KEY_CODEWORDS, pmt.from_long(num_cw))
         return make_pdu(meta, coded.reshape(-1).numpy().astype(np.uint8, copy=False))
@@ -161,7 +148,7 @@ class ldpc_decoder(PduBlock):
 
     def __init__(
         self,
-        code: Any = "5gnr:bg2:k=512:e=1024",
+        code: str | Code = "5gnr:bg2:k=512:e=1024",
         decoder: str = "bp",
         num_iters: int = 50,
         crc: str = "24A",
@@ -225,17 +212,15 @@ class ldpc_decoder(PduBlock):
                 "the decoder's code must equal the encoder's"
             )
         num_cw = llr.size // e
-        _check_meta_long(meta, KEY_CODEWORDS, num_cw, num_cw)
-        max_info = num_cw * k - self.crc_length
-        num_info = _check_meta_long(meta, KEY_NUM_INFO_BITS, 1, max_info)
+        get_long(meta, KEY_CODEWORDS, num_cw, num_cw, _MISMATCH)
+        max_info = max_payload_bits(num_cw, k, self.crc_length)
+        num_info = get_long(meta, KEY_NUM_INFO_BITS, 1, max_info, _MISMATCH)
 
         bits, iterations, syndrome_ok, backend = self._decode(llr.reshape(num_cw, e))
         info = bits.index_select(1, self._info_positions.to(bits.device)).reshape(-1).cpu()
-        crc_ok = bool(self.crc.check(info)) if self.crc is not None else None
-        if num_info is None:  # no metadata: keep the padding (whole bytes when packed)
-            num_info = max_info - max_info % 8 if self.output_format == "packed" else max_info
-        payload = info[:num_info].numpy()
-        out = np.packbits(payload) if self.output_format == "packed" else payload
+        packed = self.output_format == "packed"
+        payload, crc_ok = unframe(info, self.crc, num_info, whole_bytes=packed)
+        out = np.packbits(payload) if packed else payload
 
         with self._stats_lock:
             self._num_codewords += num_cw
@@ -274,20 +259,3 @@ class ldpc_decoder(PduBlock):
         bits = decoder(llr_cw)
         syndrome_ok = not bool(self.code.syndrome(bits).any())
         return bits, -1, syndrome_ok
-
-
-def _check_meta_long(meta: pmt.pmt_base, key: pmt.pmt_base, low: int, high: int) -> int | None:
-    """The integer under ``key`` (None if absent); PduError unless ``low <= value <= high``."""
-    if not pmt.dict_has_key(meta, key):
-        return None
-    val = pmt.dict_ref(meta, key, pmt.PMT_NIL)
-    name = pmt.symbol_to_string(key)
-    if not pmt.is_integer(val):
-        raise PduError(f"metadata {name!r} must be an integer (long), got {pmt.write_string(val)}")
-    num = int(pmt.to_long(val))
-    if not low <= num <= high:
-        raise PduError(
-            f"metadata {name!r} = {num} does not fit this PDU (expected {low}..{high}); "
-            "the LLR PDU was cut or the decoder's code/CRC differ from the encoder's"
-        )
-    return num

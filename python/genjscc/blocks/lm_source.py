@@ -20,6 +20,19 @@ import threading
 import numpy as np
 import pmt
 
+from genjscc.blocks._meta import (
+    KEY_BITS_PER_BYTE,
+    KEY_CHUNK_IDS,
+    KEY_CHUNK_LENGTHS,
+    KEY_COMPRESSED_LENGTH,
+    KEY_LM_ERROR,
+    KEY_LM_OK,
+    KEY_LOST_CHUNKS,
+    KEY_MODEL,
+    KEY_N_CHUNKS,
+    KEY_ORIGINAL_LENGTH,
+    KEY_PAYLOAD_LENGTHS,
+)
 from genjscc.blocks._pdu import PduBlock, make_pdu, parse_pdu
 from genjscc.core.source import (
     DEFAULT_CHUNK_SIZE,
@@ -38,17 +51,6 @@ from genjscc.errors import GenjsccError
 __all__ = ["ERROR_CODES", "check_backend", "lm_source_decoder", "lm_source_encoder",
            "open_lm_model"]
 
-KEY_MODEL = pmt.intern("lm_model")
-KEY_N_CHUNKS = pmt.intern("lm_n_chunks")
-KEY_CHUNK_IDS = pmt.intern("lm_chunk_ids")
-KEY_CHUNK_LENGTHS = pmt.intern("lm_chunk_lengths")
-KEY_PAYLOAD_LENGTHS = pmt.intern("lm_payload_lengths")
-KEY_ORIGINAL_LENGTH = pmt.intern("lm_original_length")
-KEY_COMPRESSED_LENGTH = pmt.intern("lm_compressed_length")
-KEY_BITS_PER_BYTE = pmt.intern("lm_bits_per_byte")
-KEY_OK = pmt.intern("lm_ok")
-KEY_ERROR = pmt.intern("lm_error")
-KEY_LOST_CHUNKS = pmt.intern("lm_lost_chunks")
 
 # lm_error codes (short PMT symbols; the full reason goes to the block's log)
 ERROR_CODES = {
@@ -233,12 +235,12 @@ class lm_source_decoder(PduBlock):
             return self._failed(meta, "wrong_arithmetic", str(error))
         except ContainerError as error:  # e.g. truncated inside the chunk table
             return self._failed(meta, "header_corrupt", str(error))
-        meta = pmt.dict_add(meta, KEY_OK, pmt.from_bool(result.ok))
+        meta = pmt.dict_add(meta, KEY_LM_OK, pmt.from_bool(result.ok))
         meta = pmt.dict_add(meta, KEY_MODEL, pmt.intern(result.header.model_id))
         meta = pmt.dict_add(meta, KEY_N_CHUNKS, pmt.from_long(result.n_chunks))
         if not result.ok:
             lost = sorted(result.problems)
-            meta = pmt.dict_add(meta, KEY_ERROR, pmt.intern("chunks_lost"))
+            meta = pmt.dict_add(meta, KEY_LM_ERROR, pmt.intern("chunks_lost"))
             meta = pmt.dict_add(meta, KEY_LOST_CHUNKS, _s32(lost))
             with self._stats_lock:
                 self._corrupt += 1
@@ -250,6 +252,6 @@ class lm_source_decoder(PduBlock):
         with self._stats_lock:
             self._corrupt += 1
         self.logger.warn(f"container refused ({code}): {text}")
-        meta = pmt.dict_add(meta, KEY_OK, pmt.PMT_F)
-        meta = pmt.dict_add(meta, KEY_ERROR, pmt.intern(code))
+        meta = pmt.dict_add(meta, KEY_LM_OK, pmt.PMT_F)
+        meta = pmt.dict_add(meta, KEY_LM_ERROR, pmt.intern(code))
         return make_pdu(meta, np.zeros(0, dtype=np.uint8))

@@ -15,6 +15,18 @@ import threading
 
 import pmt
 
+from genjscc.blocks._meta import (
+    KEY_CODE_RATE,
+    KEY_MCS_INDEX,
+    KEY_MCS_TABLE,
+    KEY_MODULATION,
+    KEY_MODULATION_ORDER,
+    KEY_SNR_DB,
+    KEY_SPECTRAL_EFFICIENCY,
+    KEY_THRESHOLD_DB,
+    get_float,
+    real_number,
+)
 from genjscc.blocks._pdu import PduError, keep_alive
 from genjscc.core.amc import MCSEntry, select_mcs, snr_thresholds
 from gnuradio import gr
@@ -23,50 +35,40 @@ __all__ = ["PORT_MCS", "PORT_SNR", "mcs_message", "mcs_selector", "parse_snr"]
 
 PORT_SNR = pmt.intern("snr")
 PORT_MCS = pmt.intern("mcs")
-KEY_SNR_DB = pmt.intern("snr_db")
-
-
-def _number(value: pmt.pmt_base, what: str) -> float:
-    """A real PMT number as a finite float, else PduError."""
-    if not pmt.is_number(value) or pmt.is_complex(value):
-        raise PduError(f"{what} must be a real PMT number (dB)")
-    snr = float(pmt.to_python(value))
-    if not math.isfinite(snr):
-        raise PduError(f"{what} must be finite, got {snr}")
-    return snr
 
 
 def parse_snr(msg: pmt.pmt_base) -> float:
     """The SNR (dB) carried by ``msg``: a number, a dict with ``snr_db``, or a PDU whose
     metadata has it. Raises PduError otherwise."""
     if pmt.is_number(msg):
-        return _number(msg, "the SNR message")
+        return real_number(msg, "the SNR message (dB)")
     if pmt.is_dict(msg):
         meta = msg
     elif pmt.is_pair(msg) and pmt.is_dict(pmt.car(msg)):
         meta = pmt.car(msg)
     else:
         raise PduError("expected a PMT number (SNR in dB), a dict or a PDU with key 'snr_db'")
-    if not pmt.dict_has_key(meta, KEY_SNR_DB):
+    snr = get_float(meta, KEY_SNR_DB)
+    if snr is None:
         raise PduError("the message has no 'snr_db' key")
-    return _number(pmt.dict_ref(meta, KEY_SNR_DB, pmt.PMT_NIL), "'snr_db'")
+    return snr
 
 
 def mcs_message(entry: MCSEntry, snr_db: float, threshold_db: float) -> pmt.pmt_base:
     """The output dict for ``entry`` chosen at ``snr_db``."""
     fields = (
-        ("mcs_index", pmt.from_long(entry.index)),
-        ("modulation_order", pmt.from_long(entry.modulation_order)),
-        ("code_rate", pmt.from_double(entry.code_rate)),
-        ("modulation", pmt.intern(entry.modulation)),
-        ("spectral_efficiency", pmt.from_double(entry.spectral_efficiency)),
-        ("table", pmt.from_long(entry.table)),
-        ("snr_db", pmt.from_double(snr_db)),
-        ("threshold_db", pmt.from_double(threshold_db)),
+        (KEY_MCS_INDEX, pmt.from_long(entry.index)),
+        (KEY_MODULATION_ORDER, pmt.from_long(entry.modulation_order)),
+        (KEY_CODE_RATE, pmt.from_double(entry.code_rate)),
+        (KEY_MODULATION, pmt.intern(entry.modulation)),
+        (KEY_SPECTRAL_EFFICIENCY, pmt.from_double(entry.spectral_efficiency)),
+        (KEY_MCS_TABLE, pmt.from_long(entry.table)),
+        (KEY_SNR_DB, pmt.from_double(snr_db)),
+        (KEY_THRESHOLD_DB, pmt.from_double(threshold_db)),
     )
     d = pmt.make_dict()
     for key, value in fields:
-        d = pmt.dict_add(d, pmt.intern(key), value)
+        d = pmt.dict_add(d, key, value)
     return d
 
 

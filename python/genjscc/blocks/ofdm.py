@@ -27,8 +27,8 @@ import numpy as np
 import pmt
 import torch
 
+from genjscc.blocks._meta import KEY_MODULATION, KEY_NOISE_VAR, KEY_NUM_BITS
 from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
-from genjscc.blocks.qam_mapper import KEY_MODULATION, KEY_NUM_BITS
 from genjscc.core.mapping import Constellation, constellation
 from gnuradio import analog, blocks, digital, fft, gr, pdu
 
@@ -68,7 +68,6 @@ DEFAULT_PILOT_SYMBOLS = tuple((x, x, x, -x) for x in _PILOT_SCRAMBLE)
 MAX_PAYLOAD_SYMBOLS = 4095
 FRAME_LEN_KEY = "frame_len"
 PACKET_NUM_KEY = "packet_num"
-KEY_NOISE_VAR = pmt.intern("noise_var")
 _SYNC_SEED = 42  # gr-digital's seed: our default sync words equal ofdm_tx's
 
 

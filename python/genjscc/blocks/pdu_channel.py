@@ -11,6 +11,7 @@ import numpy as np
 import pmt
 import torch
 
+from genjscc.blocks._meta import KEY_CHANNEL_H, KEY_ESNO_DB, KEY_LOST_BEFORE, KEY_NOISE_VAR
 from genjscc.blocks._pdu import PduBlock, make_pdu, parse_pdu
 from genjscc.core.channel.awgn import add_awgn
 from genjscc.core.channel.fading import RayleighBlockFading, equalize
@@ -21,10 +22,6 @@ __all__ = ["MODELS", "pdu_channel"]
 
 MODELS = ("awgn", "rayleigh")
 
-KEY_NOISE_VAR = pmt.intern("noise_var")
-KEY_ESNO_DB = pmt.intern("esno_db")
-KEY_LOST_BEFORE = pmt.intern("lost_before")
-KEY_CHANNEL_H = pmt.intern("channel_h")
 
 # Loss-mask draws per refill. The core model starts each draw from its stationary state, so
 # burst correlation is cut once per chunk: negligible for chunks much longer than a burst.

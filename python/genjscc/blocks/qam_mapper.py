@@ -6,6 +6,7 @@ import numpy as np
 import pmt
 import torch
 
+from genjscc.blocks._meta import KEY_MODULATION, KEY_NUM_BITS
 from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
 from genjscc.core.mapping import constellation
 
@@ -13,8 +14,6 @@ __all__ = ["INPUT_FORMATS", "qam_mapper"]
 
 INPUT_FORMATS = ("packed", "unpacked")
 
-KEY_MODULATION = pmt.intern("modulation")
-KEY_NUM_BITS = pmt.intern("num_bits")
 
 
 def bits_from_bytes(data: np.ndarray, input_format: str) -> np.ndarray:

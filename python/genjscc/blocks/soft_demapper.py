@@ -8,8 +8,8 @@ import numpy as np
 import pmt
 import torch
 
-from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, meta_get_noise_var, parse_pdu
-from genjscc.blocks.qam_mapper import KEY_MODULATION, KEY_NUM_BITS
+from genjscc.blocks._meta import KEY_MODULATION, KEY_NUM_BITS, get_noise_var, get_symbol
+from genjscc.blocks._pdu import PduBlock, PduError, make_pdu, parse_pdu
 from genjscc.core.mapping import constellation
 
 __all__ = ["METHODS", "soft_demapper"]
@@ -78,7 +78,7 @@ class soft_demapper(PduBlock):
                            "be NaN")
         nv = None
         if self.noise_var_key is not None:
-            nv = meta_get_noise_var(meta, self.noise_var_key, y.size)
+            nv = get_noise_var(meta, self.noise_var_key, y.size)
         if nv is None:
             nv = self.noise_var()
         if np.any(np.asarray(nv) <= 0):
@@ -91,16 +91,15 @@ class soft_demapper(PduBlock):
         return make_pdu(meta, llr.astype(np.float32, copy=False))
 
     def _check_modulation(self, meta: pmt.pmt_base) -> None:
-        if not pmt.dict_has_key(meta, KEY_MODULATION):
+        name = get_symbol(meta, KEY_MODULATION)
+        if name is None:
             return
-        val = pmt.dict_ref(meta, KEY_MODULATION, pmt.PMT_NIL)
-        name = pmt.symbol_to_string(val) if pmt.is_symbol(val) else None
         try:
-            sent = constellation(name).name if name else None
+            sent = constellation(name).name
         except ValueError:
             sent = None
         if sent != self.constellation.name:
             raise PduError(
-                f"PDU metadata says modulation {pmt.write_string(val)}, but this demapper is "
+                f"PDU metadata says modulation {name}, but this demapper is "
                 f"set to {self.constellation.name}"
             )

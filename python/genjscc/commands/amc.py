@@ -199,13 +199,10 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _cliff(args: argparse.Namespace) -> int:
+    from genjscc.commands._args import parse_number_list
     from genjscc.core.amc import amc_cliff_curves, plot_amc_cliff
-    from genjscc.core.sim.ber_cli import parse_ebno_list
 
-    try:
-        snrs = parse_ebno_list(args.true_snr)
-    except GenjsccError as exc:
-        raise GenjsccError(str(exc).replace("--ebno", "--true")) from None
+    snrs = parse_number_list(args.true_snr, "--true")
     data = amc_cliff_curves(args.estimate, snrs, table=args.table,
                             target_bler=args.target_bler, margin_db=args.margin,
                             num_words=args.words, seed=args.seed,

@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= chunk <= MAX_CHUNK_SIZE:  # 0 too: it is not "the default"
         raise GenjsccError(f"--chunk must be in [1, {MAX_CHUNK_SIZE}] bytes, got {chunk}")
     data = read_input(args.input)
-    if args.backend not in (None, "", "local"):
-        from genjscc.serve.client import connect
+    from genjscc.serve.client import connect, parse_backend
 
+    if parse_backend(args.backend) is not None:
         model = connect(args.backend).lm(args.model)
     else:
         model = load_model(args.model, args.device)

@@ -50,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
 
     blob = read_input(args.input)
     header, _ = parse_header(blob)
+    from genjscc.serve.client import parse_backend
+
     if args.threads is not None and not 1 <= args.threads <= 256:
         raise GenjsccError(f"--threads must be in [1, 256], got {args.threads}")
     exact = _is_exact(header)
-    if args.backend not in (None, "", "local"):
+    if parse_backend(args.backend) is not None:
         model = _remote_model(args.backend, header)
     else:
         if args.device is None and exact:

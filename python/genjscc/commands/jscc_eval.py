@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
+from genjscc.commands._args import parse_number_list
 from genjscc.errors import GenjsccError
 
 EPILOG = """\
@@ -78,36 +78,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_snr_list(text: str | None, option: str) -> list[float]:
-    """``"0,5,10"`` or ``"-2:14:2"`` (stop included), or a mix -> floats."""
-    if text is None:
-        return []
-    values: list[float] = []
-    for item in (part.strip() for part in str(text).split(",")):
-        try:
-            numbers = [float(f) for f in item.split(":")]
-        except ValueError:
-            raise GenjsccError(f"{option} {text!r}: {item!r} is not a number or "
-                               "START:STOP:STEP range") from None
-        if not numbers or not all(math.isfinite(v) for v in numbers):
-            raise GenjsccError(f"{option} {text!r}: values must be finite numbers")
-        if len(numbers) == 1:
-            values.append(numbers[0])
-        elif len(numbers) == 3 and numbers[2] != 0 and (numbers[1] - numbers[0]) * numbers[2] >= 0:
-            start, stop, step = numbers
-            count = math.floor((stop - start) / step + 1e-9) + 1
-            if count > 200:
-                raise GenjsccError(f"{option} {text!r}: {count} points is too many")
-            values.extend(round(start + i * step, 10) for i in range(count))
-        else:
-            raise GenjsccError(f"{option} {text!r}: a range is START:STOP:STEP, got {item!r}")
-    return values
+    """``"0,5,10"`` or ``"-2:14:2"`` (stop included), or a mix -> floats (None: [])."""
+    return [] if text is None else parse_number_list(text, option, max_points=200)
 
 
 def _model(args: argparse.Namespace):
     from genjscc.core.jscc import load_model, model_name, parse_ratio
 
     name = args.model or model_name(args.ratio)
-    if args.backend != "local":
+    from genjscc.serve.client import parse_backend
+
+    if parse_backend(args.backend) is not None:
         from genjscc.serve.jscc import RemoteJSCC
 
         model = RemoteJSCC(args.backend, name)

@@ -1,5 +1,9 @@
 """The science of gr-genjscc: batched torch/numpy components that never import GNU Radio.
 
+Nothing here imports blocks, serve, commands, train or demo (docs/design.md; checked by
+tests/test_layering.py); errors name the parameters a Python caller passes, not CLI flags.
+Shared helpers: :mod:`.threads` (torch thread count), :mod:`.plotting` (headless pyplot).
+
 Conventions shared by every module (see docs/conventions.md):
 
 * LLR = ln P(b = 0 | y) / P(b = 1 | y): positive means bit 0 is more likely.

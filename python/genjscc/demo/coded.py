@@ -157,10 +157,9 @@ def run(args: argparse.Namespace, out: Path) -> tuple[list, dict]:
 
 def plot_coded(results: list[dict], path: Path) -> None:
     """BLER of the coded links and packet loss of the uncoded ones against Eb/N0."""
-    import matplotlib
+    from genjscc.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from genjscc.core import theory
 

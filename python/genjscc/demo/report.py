@@ -8,13 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: the demo runs on servers and in CI
-import matplotlib.pyplot as plt
 import numpy as np
 
 from genjscc.core import theory
+from genjscc.core.plotting import pyplot
 
 
 @dataclass
@@ -53,6 +50,7 @@ class Section:
 
 def plot_ber(points: Sequence[LinkPoint], path: Path, title: str, label: str) -> None:
     """BER vs Eb/N0 per modulation, measured (markers) beside theory (lines)."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for index, modulation in enumerate(dict.fromkeys(p.modulation for p in points)):
         rows = [p for p in points if p.modulation == modulation]
@@ -77,6 +75,7 @@ def plot_ber(points: Sequence[LinkPoint], path: Path, title: str, label: str) ->
 def plot_delivery(points: Sequence[LinkPoint], packet_bits: int, path: Path, title: str,
                   label: str) -> None:
     """Packet delivery (CRC good) vs Eb/N0, beside (1 - BER_theory)^bits."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     for index, modulation in enumerate(dict.fromkeys(p.modulation for p in points)):
         rows = [p for p in points if p.modulation == modulation]

@@ -134,7 +134,9 @@ def run(args: argparse.Namespace, out: Path) -> tuple[list, dict]:
 
 
 def _plot(points: list[dict], path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from genjscc.core.plotting import pyplot
+
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for index, coder in enumerate(CODERS):

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from genjscc.errors import GenjsccError
 from genjscc.serve.registry import Arrays, Op, Servable
 
 __all__ = ["RemoteJSCC", "load_jscc"]
@@ -44,21 +43,12 @@ def load_jscc(spec: str, device: str) -> Servable:
     """A JSCC model by zoo name or .safetensors path, with ops ``encode`` and ``decode``."""
     import torch
 
-    from genjscc.core.jscc import load_model
-    from genjscc.zoo import get_model, list_models, sha256_file
+    from genjscc import zoo
 
-    if spec in {m.name for m in list_models() if m.kind == "jscc"}:
-        entry = get_model(spec)
-        entry.verify()
-        sha = entry.sha256
-    else:
-        from pathlib import Path
-
-        if not Path(spec).expanduser().is_file():
-            raise GenjsccError(f"JSCC model {spec!r} is neither a zoo jscc model nor a file")
-        sha = sha256_file(Path(spec).expanduser())
+    ref = zoo.resolve(spec, "jscc")
+    sha = ref.sha256
     dev = torch.device(device)
-    model = load_model(spec, device=dev)
+    model = zoo.load(ref, "jscc", dev)
 
     def encode(arrays: Arrays, params: dict[str, Any]) -> tuple[Arrays, dict[str, Any]]:
         image = np.array(arrays[0], dtype=np.float32)

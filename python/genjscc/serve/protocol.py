@@ -156,11 +156,38 @@ def _frame_len(frame: Any) -> int:
     return frame.nbytes if isinstance(frame, memoryview) else len(frame)
 
 
-def _frame_bytes(frame: Any) -> bytes | memoryview:
+def frame_bytes(frame: Any) -> bytes | memoryview:
     """The bytes of a received frame (``zmq.Frame`` when received with copy=False)."""
     if isinstance(frame, bytes | bytearray | memoryview):
         return frame
     return frame.buffer  # zmq.Frame: zero-copy memoryview
+
+
+# ------------------------------------------------------------- broker <-> worker framing
+# A broker <-> worker message is [WORKER_MAGIC, JSON control object, *request frames]; the
+# broker's ROUTER socket adds the worker's identity in front. Clients never see these.
+
+
+def worker_message(control: dict[str, Any], frames: Sequence[Any] = ()) -> list[Any]:
+    """The frames of a broker <-> worker message: magic, the JSON ``control``, ``frames``."""
+    return [WORKER_MAGIC, json.dumps(control).encode(), *frames]
+
+
+def parse_worker_message(frames: Sequence[Any]) -> dict[str, Any] | None:
+    """The JSON control object of a broker <-> worker message (without the identity frame),
+    or None if it is not one (wrong magic, too few frames, bad JSON)."""
+    if len(frames) < 2 or bytes(frame_bytes(frames[0])) != WORKER_MAGIC:
+        return None
+    try:
+        return parse_json(frames[1], "control")
+    except ProtocolError:
+        return None
+
+
+def reply_is_error(header_frame: Any) -> bool:
+    """Whether a worker's reply header says ``"ok": false`` (read from its first 200 bytes
+    without parsing: replies are written by :func:`json.dumps` with ``ok`` near the start)."""
+    return b'"ok":false' in bytes(frame_bytes(header_frame)[:200])
 
 
 def check_sizes(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> None:
@@ -170,7 +197,7 @@ def check_sizes(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> None:
     if len(frames) > limits.max_frames:
         raise ProtocolError("too_large", f"{len(frames)} frames; at most {limits.max_frames} "
                                          "(a header and the arrays)")
-    sizes = [_frame_len(_frame_bytes(f)) for f in frames]
+    sizes = [_frame_len(frame_bytes(f)) for f in frames]
     if sizes[0] > limits.max_header_bytes:
         raise ProtocolError("too_large", f"header of {sizes[0]} bytes; at most "
                                          f"{limits.max_header_bytes}")
@@ -185,7 +212,7 @@ def check_sizes(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> None:
 
 def parse_json(frame: Any, what: str = "header") -> dict[str, Any]:
     """The JSON object in ``frame``; ProtocolError ``bad_request`` for anything else."""
-    raw = bytes(_frame_bytes(frame))
+    raw = bytes(frame_bytes(frame))
     try:
         obj = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except RecursionError:
@@ -238,7 +265,7 @@ def check_array_specs(specs: Any, frames: Sequence[Any], limits: Limits = DEFAUL
             raise ProtocolError("bad_request", f"arrays[{i}]: shape must be a list of at most "
                                                f"{limits.max_ndim} non-negative integers")
         expected = math.prod(shape) * dtype.itemsize
-        got = _frame_len(_frame_bytes(frame))
+        got = _frame_len(frame_bytes(frame))
         if expected != got:
             raise ProtocolError("bad_request", f"arrays[{i}]: shape {shape} of {spec['dtype']} "
                                                f"needs {expected} bytes, the frame has {got}")
@@ -284,7 +311,7 @@ def arrays_of(header: dict[str, Any], frames: Sequence[Any]) -> list[np.ndarray]
     out = []
     for spec, frame in zip(header.get("arrays") or [], frames, strict=True):
         dtype = DTYPES[spec["dtype"]]
-        buf = _frame_bytes(frame)
+        buf = frame_bytes(frame)
         a = np.frombuffer(buf, dtype=dtype) if _frame_len(buf) else np.empty(0, dtype)
         out.append(a.reshape(spec["shape"]))
     return out

@@ -239,23 +239,13 @@ def load_ecct(spec: str, device: str) -> Servable:
     of the model's H) so a client checks the model decodes its code."""
     import torch
 
+    from genjscc import zoo
     from genjscc.core.ecct.model import ECCTDecoder
-    from genjscc.core.ecct.model import load_ecct as load_file
-    from genjscc.zoo import get_model, list_models, sha256_file
 
     dev = _torch_device(device)
-    if spec in {m.name for m in list_models() if m.kind == "ecct"}:
-        entry = get_model(spec)
-        entry.verify()
-        path, sha = entry.path, entry.sha256
-    else:
-        from pathlib import Path
-
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise GenjsccError(f"ECCT model {spec!r} is neither a zoo ecct model nor a file")
-        sha = sha256_file(path)
-    net = load_file(path, map_location=dev)
+    ref = zoo.resolve(spec, "ecct")
+    sha = ref.sha256
+    net = zoo.load(ref, "ecct", dev)
     decoder = ECCTDecoder(net, device=dev)
     n = net.n
     h = net.H.to(torch.uint8).cpu().numpy()

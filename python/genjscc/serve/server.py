@@ -49,7 +49,6 @@ import zmq
 from genjscc.errors import GenjsccError
 from genjscc.serve import protocol as P
 from genjscc.serve.security import read_worker_secret, worker_proof
-from genjscc.serve.worker import _control
 
 WORKER_TIMEOUT_S = 2.0
 DEFAULT_DEADLINE_S = 120.0
@@ -153,7 +152,7 @@ class Pending:
         self.key: tuple = ()
         self.merge = False
         self.session: str | None = None
-        self.client = bytes(P._frame_bytes(envelope[0])) if envelope else b""
+        self.client = bytes(P.frame_bytes(envelope[0])) if envelope else b""
         self.cost = 0.0  # estimated ms of work (Broker._cost_ms)
         self.parent: Sliced | None = None
         self.part = 0
@@ -609,7 +608,7 @@ class Broker:
                                              for a in specs]}
             frames = [json.dumps(header).encode()]
             for frame, size in zip(p.frames[1:], row_bytes, strict=True):
-                frames.append(P._frame_bytes(frame)[start * size:stop * size])
+                frames.append(P.frame_bytes(frame)[start * size:stop * size])
             part = Pending(p.envelope, frames, header, p.arrival)
             part.deadline, part.attempts = p.deadline, p.attempts
             part.cost, part.parent, part.part = p.cost * (stop - start) / p.rows, parent, k
@@ -701,10 +700,8 @@ class Broker:
                 w.sessions.discard(p.session)
         task = next(self.task_ids)
         items = [{"tag": i, "frames": len(p.frames)} for i, p in enumerate(batch)]
-        control = json.dumps({"type": "task", "task": task, "merge": merge, "items": items})
-        frames = [w.wid, P.WORKER_MAGIC, control.encode()]
-        for p in batch:
-            frames.extend(p.frames)
+        control = {"type": "task", "task": task, "merge": merge, "items": items}
+        frames = [w.wid, *P.worker_message(control, [f for p in batch for f in p.frames])]
         try:
             self.backend.send_multipart(frames, copy=False)
         except zmq.ZMQError as error:
@@ -721,11 +718,11 @@ class Broker:
 
     def _send_worker(self, wid: bytes, message: dict[str, Any]) -> None:
         with contextlib.suppress(zmq.ZMQError):
-            self.backend.send_multipart([wid, P.WORKER_MAGIC, json.dumps(message).encode()])
+            self.backend.send_multipart([wid, *P.worker_message(message)])
 
     def _on_worker(self, frames: list) -> None:
         ident = bytes(frames[0].buffer)
-        msg = _control(frames[1:])
+        msg = P.parse_worker_message(frames[1:])
         if msg is None:
             return
         kind = msg.get("type")
@@ -856,7 +853,7 @@ class Broker:
             stats.requests += 1
             stats.rows += p.rows
             stats.latency.append(now - p.arrival)
-            if b'"ok":false' in bytes(P._frame_bytes(reply[0])[:200]):
+            if P.reply_is_error(reply[0]):
                 stats.errors += 1
                 self.totals["errors"] += 1
             self._reply(p.envelope, reply)

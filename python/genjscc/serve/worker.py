@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import socket
 import sys
@@ -45,8 +44,7 @@ HEARTBEAT_S = 0.5
 
 
 def _send(sock: zmq.Socket, message: dict[str, Any], frames: list | None = None) -> None:
-    sock.send_multipart([P.WORKER_MAGIC, json.dumps(message).encode(), *(frames or [])],
-                        copy=False)
+    sock.send_multipart(P.worker_message(message, frames or ()), copy=False)
 
 
 def apply_curve_client(sock: zmq.Socket, keys_dir: str | None) -> None:
@@ -116,7 +114,7 @@ class Worker:
             _send(sock, {"type": "hello", "worker": self.wid})
             if sock.poll(1000):
                 frames = sock.recv_multipart()
-                msg = _control(frames)
+                msg = P.parse_worker_message(frames)
                 if msg is not None and msg.get("type") == "config":
                     models = msg.get("models")
                     self.nonce = str(msg.get("nonce", ""))
@@ -156,7 +154,7 @@ class Worker:
                 if not sock.poll(200):
                     continue
                 frames = sock.recv_multipart(copy=False)
-                msg = _control(frames)
+                msg = P.parse_worker_message(frames)
                 if msg is None:
                     continue
                 if msg.get("type") == "task":
@@ -343,16 +341,6 @@ def _error_reply(request_id: Any, error: Exception) -> list:
         return P.reply_error(request_id, "invalid_input", str(error))
     traceback.print_exc(file=sys.stderr)
     return P.reply_error(request_id, "internal", f"{type(error).__name__}: {error}")
-
-
-def _control(frames: list) -> dict[str, Any] | None:
-    """The JSON control frame of a broker message, or None if it is not one."""
-    if len(frames) < 2 or bytes(P._frame_bytes(frames[0])) != P.WORKER_MAGIC:
-        return None
-    try:
-        return P.parse_json(frames[1], "control")
-    except P.ProtocolError:
-        return None
 
 
 def worker_secret(path: str | None) -> bytes | None:

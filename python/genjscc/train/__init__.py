@@ -1,24 +1,15 @@
-"""``genjscc train TARGET ...``: the recipes that produced the shipped weights.
+"""Training recipes of the shipped models: one module per target, listed in :data:`TRAINERS`.
 
-Every recipe checkpoints as it goes and continues with ``--resume``; at the end (or with
-``--export``) it measures the model and writes it with its card (the exact commands, the wall
-time and the measured quality): ``ecct`` and ``jscc`` into the zoo unless ``--no-register``,
-``lm`` into the zoo with ``--register``. ``lm`` and ``jscc`` read their training
-data from ``--data DIR`` or ``$GENJSCC_DATA`` (text/ and images/); ``ecct`` needs none (it
-trains on the all-zero codeword over simulated noise). Run ``genjscc train TARGET --help``.
-
-  genjscc train lm --data DIR --minutes 60
-  genjscc train ecct --code POLAR_N64_K32 --layers 6 --dim 32 --arch crossmpt --epochs 16
-  genjscc train jscc --data DIR --ratio 1/12 --arch hybrid --loss psnr --steps 12000
-
-(For developers: each target is a module with ``add_arguments(parser)`` and ``run(args)``,
-listed in ``TRAINERS``; a new trainer joins by adding one line there.)
+Each target module has ``add_arguments(parser)`` and ``run(args)``; the command that lists
+them is :mod:`genjscc.commands.train` (``genjscc train TARGET ...``). A new trainer joins by
+adding one line to :data:`TRAINERS`. Models are written with :func:`genjscc.zoo.export`.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import math
+
+from genjscc.errors import GenjsccError
 
 # target -> (module with add_arguments(parser) and run(args), one-line help)
 TRAINERS: dict[str, tuple[str, str]] = {
@@ -28,16 +19,16 @@ TRAINERS: dict[str, tuple[str, str]] = {
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
-    for name, (module_name, help_text) in TRAINERS.items():
-        module = importlib.import_module(module_name)
-        target = sub.add_parser(name, help=help_text,
-                                description=(module.__doc__ or help_text).strip(),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_arguments(target)
-        target.set_defaults(_train=module.run)
+def parse_range(text: str, option: str, example: str) -> tuple[float, float]:
+    """``"2:7"`` -> ``(2.0, 7.0)``: a training range LO:HI in dB given to ``option``.
 
-
-def run(args: argparse.Namespace) -> int:
-    return int(args._train(args) or 0)
+    Raises:
+        GenjsccError: not two numbers, not finite, or LO > HI (the message shows ``example``).
+    """
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise GenjsccError(f"{option} {text!r}: write LO:HI in dB, e.g. {example}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise GenjsccError(f"{option} {text!r}: need finite LO <= HI")
+    return lo, hi

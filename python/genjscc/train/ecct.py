@@ -35,10 +35,12 @@ from torch.nn import functional as F
 
 from genjscc.core.ecct.decoder import zoo_name
 from genjscc.core.ecct.model import ARCH_NAMES, ARCHS, ECCT, ECCTConfig, ECCTDecoder, save_ecct
+from genjscc.core.fec.codes import Code
+from genjscc.core.fec.decoders import Decoder
 from genjscc.errors import GenjsccError
 from genjscc.machine import cpu_name
+from genjscc.train import parse_range as parse_training_range
 
-ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 EVAL_EBNO = (4.0, 5.0, 6.0)
 
 # Published -ln(BER) at 4/5/6 dB (Choukroun and Wolf 2022, Table 1) for the card.
@@ -95,14 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_range(text: str) -> tuple[float, float]:
-    """``"2:7"`` -> ``(2.0, 7.0)``."""
-    try:
-        lo, hi = (float(v) for v in text.split(":"))
-    except ValueError:
-        raise GenjsccError(f"--ebno-range {text!r}: write LO:HI in dB, e.g. 2:7") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-        raise GenjsccError(f"--ebno-range {text!r}: need finite LO <= HI")
-    return lo, hi
+    """``"2:7"`` -> ``(2.0, 7.0)``: the ``--ebno-range`` in dB."""
+    return parse_training_range(text, "--ebno-range", "2:7")
 
 
 def training_batch(n: int, code_rate: float, batch: int, ebno_range: tuple[float, float],
@@ -237,13 +233,13 @@ def _command() -> str:
     return "genjscc train ecct " + " ".join(shlex.quote(a) for a in sys.argv[3:])
 
 
-def _metadata(code: Any, state: dict) -> dict[str, str]:
+def _metadata(code: Code, state: dict) -> dict[str, str]:
     return {"code": code.name, "epochs": str(state["epoch"]),
             "train_seconds": f"{state['elapsed_s']:.0f}", "command": state["command"]}
 
 
 def _save_checkpoint(path: Path, model: ECCT, optimizer: Any, scheduler: Any,
-                     gen: torch.Generator, state: dict, config: ECCTConfig, code: Any) -> None:
+                     gen: torch.Generator, state: dict, config: ECCTConfig, code: Code) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "generator": gen.get_state(),
@@ -251,7 +247,7 @@ def _save_checkpoint(path: Path, model: ECCT, optimizer: Any, scheduler: Any,
     tmp.replace(path)  # atomic: a kill during the save leaves the previous checkpoint
 
 
-def measure(code: Any, decoder: Any, args: argparse.Namespace,
+def measure(code: Code, decoder: Decoder, args: argparse.Namespace,
             device: torch.device) -> list[float]:
     """-ln(BER over all n codeword bits) at 4/5/6 dB through the BER engine."""
     from genjscc.core.sim.ber import simulate_ber
@@ -261,12 +257,10 @@ def measure(code: Any, decoder: Any, args: argparse.Namespace,
     return [(-math.log(p.ber_codeword) if p.ber_codeword > 0 else math.inf) for p in points]
 
 
-def _export(args: argparse.Namespace, model: ECCT, code: Any, state: dict,
+def _export(args: argparse.Namespace, model: ECCT, code: Code, state: dict,
             device: torch.device) -> None:
-    import yaml
-
+    from genjscc import zoo
     from genjscc.core.fec.decoders import make_decoder
-    from genjscc.zoo import ModelEntry, list_models, register_model, sha256_file
 
     name = zoo_name(code.name)
     print(f"measuring {name} at {EVAL_EBNO} dB ...", file=sys.stderr)
@@ -277,26 +271,14 @@ def _export(args: argparse.Namespace, model: ECCT, code: Any, state: dict,
         bp = [-math.log(by_ebno[e]) if by_ebno.get(e) else math.nan for e in EVAL_EBNO]
     else:
         bp = measure(code, make_decoder("bp", code, num_iters=50), args, device)
-    weights = ZOO_DIR / "weights" / f"{name}.safetensors"
-    save_ecct(model, weights, _metadata(code, state))
-    weights.chmod(0o644)  # the writer may create it private; installs copy the mode
-    card = ZOO_DIR / f"{name}.md"
-    card.write_text(_card(name, model, code, state, ecct, bp, args, device))
     c = model.config
-    entry = ModelEntry(
-        name=name, kind="ecct", file=weights.name, sha256=sha256_file(weights),
+    entry = zoo.export(
+        name, "ecct", lambda path: save_ecct(model, path, _metadata(code, state)),
+        _card(name, model, code, state, ecct, bp, args, device),
         description=(f"{ARCH_NAMES[c.arch]} decoder for {code.name}, N={c.num_layers} "
                      f"d={c.d_model}, "
-                     f"{model.num_parameters()} parameters, {state['epoch']} epochs"),
-        card=card.name)
-    if any(m.name == name for m in list_models()):
-        register_model(entry)
-    else:  # append only: leave the other entries (and their formatting) as they are
-        manifest = ZOO_DIR / "manifest.yml"
-        text = manifest.read_text()
-        block = yaml.safe_dump([asdict(entry)], sort_keys=False, width=100)
-        manifest.write_text(text + ("" if text.endswith("\n") else "\n") + block)
-    print(f"wrote {weights} and {card}; -ln(BER) 4/5/6 dB: "
+                     f"{model.num_parameters()} parameters, {state['epoch']} epochs"))
+    print(f"wrote {entry.file} and {entry.card}; -ln(BER) 4/5/6 dB: "
           + " / ".join(f"{v:.2f}" for v in ecct), file=sys.stderr)
 
 
@@ -304,7 +286,7 @@ def _fmt(values: Any) -> str:
     return " / ".join(f"{v:.2f}" for v in values) if values else "n/a"
 
 
-def _card(name: str, model: ECCT, code: Any, state: dict, ecct: list[float], bp: list[float],
+def _card(name: str, model: ECCT, code: Code, state: dict, ecct: list[float], bp: list[float],
           args: argparse.Namespace, device: torch.device) -> str:
     c = model.config
     hist = state["history"]

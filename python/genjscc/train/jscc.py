@@ -53,11 +53,11 @@ from genjscc.core.jscc.model import (
 )
 from genjscc.errors import GenjsccError
 from genjscc.machine import cpu_name
+from genjscc.train import parse_range as parse_training_range
 from genjscc.train.data import default_data, require_data
 
 LOSSES = ("mse", "psnr")
 LINEAR_PARAMS = ("lin_enc.", "lin_dec.", "log_var", "log_gain")
-ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 EVAL_SNR_DB = (-2.0, 0.0, 2.0, 5.0, 10.0, 15.0, 20.0)
 VALID_SNR_DB = (0.0, 10.0)
 
@@ -121,14 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_range(text: str) -> tuple[float, float]:
-    """``"-4:18"`` -> ``(-4.0, 18.0)``."""
-    try:
-        lo, hi = (float(v) for v in text.split(":"))
-    except ValueError:
-        raise GenjsccError(f"--snr-range {text!r}: write LO:HI in dB, e.g. -4:18") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-        raise GenjsccError(f"--snr-range {text!r}: need finite LO <= HI")
-    return lo, hi
+    """``"-4:18"`` -> ``(-4.0, 18.0)``: the ``--snr-range`` in dB."""
+    return parse_training_range(text, "--snr-range", "-4:18")
 
 
 def split_images(root: Path) -> tuple[list[Path], list[Path]]:
@@ -428,29 +422,23 @@ def _metadata(state: dict) -> dict[str, str]:
 
 
 def _export(args, model, name, state, valid, device) -> None:
-    from genjscc.zoo import ModelEntry, register_model, sha256_file
+    from genjscc import zoo
 
     images = valid[:args.eval_images] if args.eval_images > 0 else valid
     print(f"measuring {name} on {len(images)} validation images ...", file=sys.stderr)
     awgn = evaluate(model, images, EVAL_SNR_DB, "awgn", with_ms_ssim=True)
     rayleigh = evaluate(model, images, EVAL_SNR_DB, "rayleigh", with_ms_ssim=True)
-    weights = ZOO_DIR / "weights" / f"{name}.safetensors"
     meta = _metadata(state)
     meta["valid_psnr_awgn"] = json.dumps({f"{s:g}": round(r["psnr_db"], 3)
                                           for s, r in awgn.items()})
-    save_jscc(model, weights, meta)
-    weights.chmod(0o644)
-    card = ZOO_DIR / f"{name}.md"
-    card.write_text(_card(name, model, state, awgn, rayleigh, len(images), args, device))
-    entry = ModelEntry(
-        name=name, kind="jscc", file=weights.name, sha256=sha256_file(weights),
+    entry = zoo.export(
+        name, "jscc", lambda path: save_jscc(model, path, meta),
+        _card(name, model, state, awgn, rayleigh, len(images), args, device),
         description=(f"Deep JSCC (SNR-adaptive) ratio {model.ratio}, N={model.config.channels}, "
                      f"{model.num_parameters()} parameters, {state['step']} steps; "
                      f"{awgn[0.0]['psnr_db']:.2f} dB at 0 dB, {awgn[10.0]['psnr_db']:.2f} dB "
-                     "at 10 dB (AWGN, BSDS500 test)"),
-        card=card.name)
-    register_model(entry)
-    print(f"wrote {weights} and {card}; PSNR at 0 / 10 dB (AWGN): "
+                     "at 10 dB (AWGN, BSDS500 test)"))
+    print(f"wrote {entry.file} and {entry.card}; PSNR at 0 / 10 dB (AWGN): "
           f"{awgn[0.0]['psnr_db']:.2f} / {awgn[10.0]['psnr_db']:.2f} dB", file=sys.stderr)
 
 

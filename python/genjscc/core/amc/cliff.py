@@ -32,9 +32,9 @@ from genjscc.core.amc.thresholds import (
     select_mcs,
     simulate_bler,
     snr_thresholds,
-    torch_threads,
 )
 from genjscc.core.channel.snr import db_to_linear
+from genjscc.core.threads import torch_threads
 
 __all__ = ["AmcCliffData", "amc_cliff_curves", "plot_amc_cliff"]
 
@@ -205,10 +205,9 @@ def plot_amc_cliff(data: AmcCliffData, path: str | os.PathLike) -> Path:
     """
     if not isinstance(data, AmcCliffData):
         raise TypeError(f"data must be an AmcCliffData, got {type(data).__name__}")
-    import matplotlib
+    from genjscc.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     path = Path(path)
     x, est, f = data.true_snr_db, data.estimated_snr_db, data.fixed_mcs

@@ -25,7 +25,6 @@ is at most ``snr_db - margin_db``, the one with the highest spectral efficiency.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
@@ -33,7 +32,7 @@ import numbers
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -49,6 +48,7 @@ from genjscc.core.amc.tables import (
     transport_config,
 )
 from genjscc.core.channel.snr import esno_to_ebno_db, linear_to_db
+from genjscc.core.threads import torch_threads
 
 __all__ = [
     "DEFAULT_TARGET_BLER",
@@ -63,7 +63,6 @@ __all__ = [
     "shannon_snr_db",
     "simulate_bler",
     "snr_thresholds",
-    "torch_threads",
     "write_curves",
     "write_thresholds",
 ]
@@ -201,27 +200,6 @@ def _check_bler(target_bler: Any) -> float:
     if not 0.0 < target < 1.0:
         raise ValueError(f"target_bler must be in (0, 1), got {target_bler!r}")
     return target
-
-
-@contextlib.contextmanager
-def torch_threads(num_threads: int | None) -> Iterator[None]:
-    """Run the body with ``torch.set_num_threads(num_threads)`` and restore the count after
-    (None: leave it). The BP decoders issue many mid-sized ops whose intra-op threads mostly
-    wait for each other on a busy machine: one thread was 10 to 50 times faster than two on
-    the shared 2-core development machine (docs/amc.md)."""
-    if num_threads is None:
-        yield
-        return
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def shannon_snr_db(spectral_efficiency: float) -> float:
@@ -505,8 +483,8 @@ def _shipped(table: int) -> ThresholdTable:
     try:
         text = (folder / name).read_text()
     except FileNotFoundError:
-        raise ValueError(f"no shipped thresholds for MCS table {table} ({name}); run "
-                         f"genjscc amc measure --table {table}") from None
+        raise ValueError(f"no shipped thresholds for MCS table {table} ({name}); measure "
+                         f"them with measure_thresholds(table={table})") from None
     meta, rows = _read_commented_csv(text, name)
     curves_file = folder / f"bler_curves_table{table}.csv"
     points = _read_curves(curves_file.read_text(), curves_file.name) if curves_file.is_file() \
@@ -532,8 +510,8 @@ def snr_thresholds(table: int = 1, target_bler: float = DEFAULT_TARGET_BLER) -> 
     few percent. NaN marks an MCS that was not measured.
 
     Raises:
-        ValueError: the target is outside what the measured points cover for some MCS (run
-            ``genjscc amc measure --target-bler ...`` for it).
+        ValueError: the target is outside what the measured points cover for some MCS
+            (measure it with :func:`measure_thresholds`).
     """
     shipped = _shipped(check_table(table))
     target = _check_bler(target_bler)
@@ -545,8 +523,8 @@ def snr_thresholds(table: int = 1, target_bler: float = DEFAULT_TARGET_BLER) -> 
         if math.isnan(snr):
             raise ValueError(
                 f"the shipped points of MCS table {table} do not bracket BLER {target:g} for "
-                f"MCS {index}; use target_bler={shipped.target_bler:g} or measure: genjscc amc "
-                f"measure --table {table} --target-bler {target:g}"
+                f"MCS {index}; use target_bler={shipped.target_bler:g} or measure them with "
+                f"measure_thresholds(table={table}, target_bler={target:g})"
             )
         out[index] = snr
     return out

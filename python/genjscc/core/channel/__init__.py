@@ -4,6 +4,7 @@
 * :mod:`.awgn` real and complex AWGN.
 * :mod:`.fading` Rayleigh block fading, LS pilot estimation, zero-forcing equalization.
 * :mod:`.packet_loss` Gilbert-Elliott and general Markov packet loss.
+* :mod:`.ofdm` OFDM channel estimation: smoothing the per-carrier channel taps.
 """
 
 from genjscc.core.channel.awgn import AWGN, add_awgn

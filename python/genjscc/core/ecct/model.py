@@ -272,6 +272,11 @@ def load_ecct(path: str | Path, map_location: str | torch.device = "cpu") -> ECC
     return model.to(map_location).eval()
 
 
+def load_ecct_model(ref: Any, device: str | torch.device = "cpu") -> ECCT:
+    """The ``ecct`` loader of :data:`genjscc.zoo.KINDS`: :func:`load_ecct` of ``ref.path``."""
+    return load_ecct(ref.path, map_location=device)
+
+
 # ---------------------------------------------------------------------------------- decoder
 
 

@@ -22,7 +22,7 @@ __all__ = ["RULES", "SCHEDULES", "NativeCode", "available", "reason"]
 
 log = logging.getLogger(__name__)
 
-RULES = {"tanh": 0, "minsum": 1, "normalized_minsum": 2, "offset_minsum": 3}
+RULES = {"bp": 0, "minsum": 1, "normalized-minsum": 2, "offset-minsum": 3}
 SCHEDULES = {"flooding": 0, "layered": 1}
 _VERSION = 3  # GJ_BP_VERSION of the kernel this binding speaks to
 

@@ -3,17 +3,26 @@
 One configurable callable, :class:`BPDecoder`, built once from a parity-check matrix, decodes a
 batch of channel LLRs ``[..., n]`` to hard bits (and posterior LLRs). Variants are parameters:
 
-* ``check_rule``: the check-node update.
+* ``check_rule``: the check-node update, one name each (the same names as the decoders of
+  :func:`genjscc.core.fec.decoders.make_decoder`; the functions are public, in
+  :data:`CHECK_NODE_RULES`):
 
-  - ``"tanh"``: exact sum-product, ``2 atanh(prod tanh(v/2))``, evaluated in the log domain with
-    ``phi(x) = -ln tanh(x/2)`` (self-inverse): ``|c| = phi(sum_j phi|v_j| - phi|v_i|)``.
-    The exclusion is a subtraction, so magnitudes are clamped to ``[1e-5, llr_clip]`` before
-    ``phi`` (a zero input would give ``inf - inf``); outgoing magnitudes are at most ``llr_clip``.
-  - ``"minsum"``: ``|c| = min_{j != i} |v_j|`` (exact exclusive minimum, ties included).
-  - ``"normalized_minsum"``: ``scaling * min``.
-  - ``"offset_minsum"``: ``max(min - offset, 0)``.
+  - ``"bp"`` (:func:`sum_product_rule`): exact sum-product, ``2 atanh(prod tanh(v/2))``,
+    evaluated in the log domain with ``phi(x) = -ln tanh(x/2)`` (self-inverse):
+    ``|c| = phi(sum_j phi|v_j| - phi|v_i|)``. The exclusion is a subtraction, so magnitudes
+    are clamped to ``[1e-5, llr_clip]`` before ``phi`` (a zero input would give
+    ``inf - inf``); outgoing magnitudes are at most ``llr_clip``.
+  - ``"minsum"`` (:func:`minsum_rule`): ``|c| = min_{j != i} |v_j|`` (exact exclusive minimum,
+    ties included).
+  - ``"normalized-minsum"`` (:func:`normalized_minsum_rule`): ``scaling * min``.
+  - ``"offset-minsum"`` (:func:`offset_minsum_rule`): ``max(min - offset, 0)``.
+  - a callable ``rule(v2c, llr_clip) -> c2v`` (torch backend only, as Sionna's decoder takes
+    one): ``v2c`` is a float tensor ``[checks, degree, batch]`` of the messages into the checks
+    of one degree, the result the messages out of them, same shape, the same LLR sign.
 
-  The sign of every rule is the product of the other edges' signs (a zero counts as positive).
+  The sign of every built-in rule is the product of the other edges' signs (a zero counts as
+  positive). The names of earlier versions (``"tanh"``, ``"normalized_minsum"``,
+  ``"offset_minsum"``) still work and give a ``DeprecationWarning``.
 * ``schedule``: ``"flooding"`` (all checks, then all variables, per iteration) or ``"layered"``
   (row-layered / serial-C: layers of checks that share no variable are processed one after the
   other, each updating the posterior LLRs at once; ``layers=None`` builds a greedy partition).
@@ -56,18 +65,35 @@ docs/benchmarks.md).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from genjscc.core.fec import _native
 
-__all__ = ["BACKENDS", "CHECK_RULES", "SCHEDULES", "BPDecoder", "BPResult", "greedy_layers"]
+__all__ = [
+    "BACKENDS",
+    "CHECK_NODE_RULES",
+    "CHECK_RULES",
+    "SCHEDULES",
+    "BPDecoder",
+    "BPResult",
+    "RuleParams",
+    "greedy_layers",
+    "minsum_rule",
+    "normalized_minsum_rule",
+    "offset_minsum_rule",
+    "sum_product_rule",
+]
 
-CHECK_RULES = ("tanh", "minsum", "normalized_minsum", "offset_minsum")
+CHECK_RULES = ("bp", "minsum", "normalized-minsum", "offset-minsum")
+# names of earlier versions -> the one name now (accepted with a DeprecationWarning)
+_OLD_RULE_NAMES = {"tanh": "bp", "normalized_minsum": "normalized-minsum",
+                   "offset_minsum": "offset-minsum"}
 SCHEDULES = ("flooding", "layered")
 BACKENDS = ("auto", "native", "torch")
 
@@ -215,7 +241,9 @@ def _group_by_degree(node_of_edge: np.ndarray, nodes: np.ndarray) -> _Groups:
 
 
 @dataclass(frozen=True)
-class _RuleParams:
+class RuleParams:
+    """The constants a built-in check-node rule reads (from the :class:`BPDecoder`)."""
+
     rule: str
     scaling: float
     offset: float
@@ -266,7 +294,14 @@ def _exclusive_min_(a: torch.Tensor, out: torch.Tensor) -> None:
     out_j[0].copy_(a_j[1])
 
 
-def _cn_tanh(v2c, out, work, signs, one, p: _RuleParams) -> None:
+# The built-in rules share one in-place signature: ``rule(v2c, out, work, signs, one, params)``
+# with ``v2c`` [count, d, batch] the messages into `count` checks of degree d, ``out`` where the
+# messages out of them go, ``work`` and ``signs`` scratch tensors of the same shape, ``one`` a
+# 1.0 of the message dtype on the device, ``params`` a RuleParams.
+
+
+def sum_product_rule(v2c, out, work, signs, one, p: RuleParams) -> None:
+    """``"bp"``: the exact sum-product update (module docstring), in place into ``out``."""
     phi = _phi_(torch.abs(v2c, out=work).clamp_(_TANH_MIN_MAG, p.llr_clip))
     total = phi.sum(dim=1, keepdim=True)
     # exclusive sums by subtraction; the clamp keeps phi() of them <= llr_clip
@@ -274,23 +309,67 @@ def _cn_tanh(v2c, out, work, signs, one, p: _RuleParams) -> None:
     _apply_signs_(out, v2c, signs, one, 1.0)
 
 
-def _cn_minsum(v2c, out, work, signs, one, p: _RuleParams) -> None:
+def _minsum(v2c, out, work, signs, one, p: RuleParams, offset: float, gain: float) -> None:
     mag = torch.abs(v2c, out=work)
-    if p.rule == "offset_minsum":  # max(min - b, 0) = min(max(a - b, 0)): offset first
-        mag.sub_(p.offset).clamp_(min=0.0)
+    if offset:  # max(min - b, 0) = min(max(a - b, 0)): offset first
+        mag.sub_(offset).clamp_(min=0.0)
     if v2c.shape[1] == 1:  # a degree-1 check: no other edge, the bit is forced to 0
         out.fill_(p.llr_clip)
     else:
         _exclusive_min_(mag, out)
-    _apply_signs_(out, v2c, signs, one, p.scaling if p.rule == "normalized_minsum" else 1.0)
+    _apply_signs_(out, v2c, signs, one, gain)
 
 
-_RULES = {
-    "tanh": _cn_tanh,
-    "minsum": _cn_minsum,
-    "normalized_minsum": _cn_minsum,
-    "offset_minsum": _cn_minsum,
+def minsum_rule(v2c, out, work, signs, one, p: RuleParams) -> None:
+    """``"minsum"``: the exclusive minimum of the other magnitudes, in place into ``out``."""
+    _minsum(v2c, out, work, signs, one, p, 0.0, 1.0)
+
+
+def normalized_minsum_rule(v2c, out, work, signs, one, p: RuleParams) -> None:
+    """``"normalized-minsum"``: ``scaling`` times the min-sum update, in place into ``out``."""
+    _minsum(v2c, out, work, signs, one, p, 0.0, p.scaling)
+
+
+def offset_minsum_rule(v2c, out, work, signs, one, p: RuleParams) -> None:
+    """``"offset-minsum"``: ``max(min - offset, 0)``, in place into ``out``."""
+    _minsum(v2c, out, work, signs, one, p, p.offset, 1.0)
+
+
+CHECK_NODE_RULES: dict[str, Callable[..., None]] = {
+    "bp": sum_product_rule,
+    "minsum": minsum_rule,
+    "normalized-minsum": normalized_minsum_rule,
+    "offset-minsum": offset_minsum_rule,
 }
+"""Check-rule name -> built-in rule (in place, signature above)."""
+
+
+def _callable_rule(rule: Callable[[torch.Tensor, float], torch.Tensor]) -> Callable[..., None]:
+    """A user rule ``rule(v2c, llr_clip) -> c2v`` in the in-place signature."""
+
+    def apply(v2c, out, work, signs, one, p: RuleParams) -> None:
+        c2v = rule(v2c, p.llr_clip)
+        if not isinstance(c2v, torch.Tensor) or c2v.shape != v2c.shape:
+            raise ValueError(f"check_rule must return a tensor of the input's shape "
+                             f"{tuple(v2c.shape)}, got {getattr(c2v, 'shape', type(c2v))}")
+        out.copy_(c2v)
+
+    return apply
+
+
+def _rule_name(check_rule: Any) -> str | Callable:
+    """The one name of a rule (old names mapped, with a DeprecationWarning), or the callable."""
+    if callable(check_rule):
+        return check_rule
+    if check_rule in _OLD_RULE_NAMES:
+        new = _OLD_RULE_NAMES[check_rule]
+        warnings.warn(f"check_rule={check_rule!r} is deprecated; use {new!r}",
+                      DeprecationWarning, stacklevel=3)
+        return new
+    if check_rule not in CHECK_RULES:
+        raise ValueError(f"check_rule must be one of {CHECK_RULES} or a callable, got "
+                         f"{check_rule!r}")
+    return check_rule
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,15 +402,16 @@ class BPDecoder:
         H: parity-check matrix ``(m, n)``: numpy (any integer/bool dtype, 0/1 entries),
             scipy.sparse, or a torch tensor. Redundant (linearly dependent) rows are fine and
             are used as extra checks; all-zero rows are ignored.
-        check_rule: ``"tanh"`` (sum-product), ``"minsum"``, ``"normalized_minsum"`` or
-            ``"offset_minsum"`` (see the module docstring).
+        check_rule: ``"bp"`` (sum-product), ``"minsum"``, ``"normalized-minsum"``,
+            ``"offset-minsum"``, or a callable ``rule(v2c, llr_clip) -> c2v`` (torch backend;
+            see the module docstring).
         num_iters: maximum number of BP iterations (>= 0).
         schedule: ``"flooding"`` or ``"layered"``.
         layers: for ``"layered"``: a sequence of arrays of check indices; the checks of one
             layer must share no variable and every non-empty check must appear exactly once.
             ``None`` builds a greedy partition (:func:`greedy_layers`).
-        scaling: multiplier of ``"normalized_minsum"`` (0 < scaling <= 1).
-        offset: subtracted by ``"offset_minsum"`` (>= 0).
+        scaling: multiplier of ``"normalized-minsum"`` (0 < scaling <= 1).
+        offset: subtracted by ``"offset-minsum"`` (>= 0).
         early_stop: stop each word at zero syndrome (checked before the first iteration too);
             with ``False`` every word runs ``num_iters`` iterations.
         llr_clip: channel LLRs are clipped to ``[-llr_clip, llr_clip]`` (``+-inf`` included);
@@ -360,7 +440,7 @@ class BPDecoder:
     Example::
 
         H = load_parity_check("LDPC_N49_K24")                 # genjscc.core.fec.codes
-        dec = BPDecoder(H, check_rule="normalized_minsum", num_iters=20)
+        dec = BPDecoder(H, check_rule="normalized-minsum", num_iters=20)
         res = dec.decode(2.0 * y / noise_var)                  # y: BPSK (+1 = bit 0), [B, 49]
         res.bits, res.num_iters, res.syndrome_ok               # [B, 49] uint8, [B], [B]
     """
@@ -368,7 +448,7 @@ class BPDecoder:
     def __init__(
         self,
         H,
-        check_rule: str = "tanh",
+        check_rule: str | Callable[[torch.Tensor, float], torch.Tensor] = "bp",
         num_iters: int = 50,
         schedule: str = "flooding",
         layers: Sequence[Sequence[int]] | None = None,
@@ -381,8 +461,10 @@ class BPDecoder:
         backend: str = "auto",
         num_threads: int | None = None,
     ):
-        if check_rule not in CHECK_RULES:
-            raise ValueError(f"check_rule must be one of {CHECK_RULES}, got {check_rule!r}")
+        check_rule = _rule_name(check_rule)
+        if callable(check_rule) and backend == "native":
+            raise ValueError("a callable check_rule runs on the torch backend; use "
+                             "backend='auto' or 'torch'")
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         if isinstance(num_iters, bool) or int(num_iters) != num_iters or num_iters < 0:
@@ -417,8 +499,10 @@ class BPDecoder:
         self.scaling, self.offset, self.llr_clip = float(scaling), float(offset), float(llr_clip)
         self.dtype = dtype
         phi_clip = -math.log(math.tanh(self.llr_clip / 2.0))
-        self._params = _RuleParams(check_rule, self.scaling, self.offset, self.llr_clip, phi_clip)
-        self._rule = _RULES[check_rule]
+        name = check_rule if isinstance(check_rule, str) else "callable"
+        self._params = RuleParams(name, self.scaling, self.offset, self.llr_clip, phi_clip)
+        self._rule = (_callable_rule(check_rule) if callable(check_rule)
+                      else CHECK_NODE_RULES[check_rule])
 
         checks = np.arange(m)
         syn = _group_by_degree(rows, checks)
@@ -566,7 +650,7 @@ class BPDecoder:
         """Whether inputs on ``device`` are decoded by the native kernel (see ``backend``)."""
         if not isinstance(device, torch.device):
             device = torch.device(device)
-        if self.backend == "torch":
+        if self.backend == "torch" or callable(self.check_rule):
             return False
         if self.backend == "native":
             if device.type != "cpu":

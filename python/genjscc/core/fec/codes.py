@@ -29,7 +29,7 @@ import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from genjscc.core.fec.ldpc5g import NR5GLDPC
 
 __all__ = [
+    "Code",
     "LinearBlockCode",
     "get_code",
     "gf2_rank",
@@ -50,6 +51,46 @@ __all__ = [
 ]
 
 _CODE_SUFFIXES = (".alist", ".txt")
+
+
+@runtime_checkable
+class Code(Protocol):
+    """What a channel code offers the encoders, decoders and simulation loops (module
+    docstring): :class:`LinearBlockCode` and :class:`~genjscc.core.fec.ldpc5g.NR5GLDPC` are
+    ones; any object with these members works too.
+
+    Attributes:
+        name: label used in reports.
+        n, k, e, m: codeword bits (columns of H), information bits, bits on the channel per
+            codeword (after rate matching; ``e == n`` without it), rows of H.
+        H: parity-check matrix ``(m, n)``, 0/1.
+        info_positions: the columns of H that carry the information bits, ``[k]``.
+    """
+
+    name: str
+    n: int
+    k: int
+    e: int
+    m: int
+    info_positions: np.ndarray
+
+    @property
+    def H(self) -> Any: ...
+
+    @property
+    def code_rate(self) -> float: ...
+
+    def encode(self, info_bits: torch.Tensor) -> torch.Tensor:
+        """``[..., k]`` information bits -> ``[..., e]`` bits sent on the channel."""
+        ...
+
+    def rate_recover(self, llr: torch.Tensor) -> torch.Tensor:
+        """``[..., e]`` channel LLRs -> ``[..., n]`` LLRs aligned with the columns of H."""
+        ...
+
+    def syndrome(self, bits: torch.Tensor) -> torch.Tensor:
+        """``[..., n]`` bits -> ``[..., m]`` parity checks (all zero for a codeword)."""
+        ...
 
 
 # ----------------------------------------------------------------------------- file loaders

@@ -9,7 +9,7 @@ so ``bit = (llr < 0)``.
 Names (:func:`list_decoders`):
 
 ================================  =============================================================
-``bp``                            sum-product (``tanh`` rule), flooding schedule
+``bp``                            sum-product (the ``bp`` check rule), flooding schedule
 ``minsum``                        min-sum, flooding
 ``normalized-minsum``             min-sum times ``scaling`` (option, default 0.75), flooding
 ``offset-minsum``                 ``max(min - offset, 0)`` (option ``offset``, default 0.5)
@@ -64,7 +64,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from genjscc.core.fec.bp import BPDecoder
+from genjscc.core.fec.bp import CHECK_RULES, BPDecoder
+from genjscc.core.fec.codes import Code
 
 __all__ = [
     "DECODERS",
@@ -187,16 +188,8 @@ class LdpcCppDecoder:
 
 # ---------------------------------------------------------------------------------- registry
 
-_BP_RULES = {
-    "bp": "tanh",
-    "minsum": "minsum",
-    "normalized-minsum": "normalized_minsum",
-    "offset-minsum": "offset_minsum",
-}
-
-
 def _bp_builder(rule: str, schedule: str) -> Builder:
-    def build(code: Any, num_iters: int = 50, **options: Any) -> Decoder:
+    def build(code: Code, num_iters: int = 50, **options: Any) -> Decoder:
         options.setdefault("schedule", schedule)
         return BPDecoder(code.H, check_rule=rule, num_iters=num_iters, **options)
 
@@ -204,19 +197,19 @@ def _bp_builder(rule: str, schedule: str) -> Builder:
     return build
 
 
-def _build_ldpc_cpp(code: Any, num_iters: int = 50, **options: Any) -> Decoder:
+def _build_ldpc_cpp(code: Code, num_iters: int = 50, **options: Any) -> Decoder:
     return LdpcCppDecoder(code.H, num_iters=num_iters, **options)
 
 
-def _build_none(code: Any, num_iters: int = 50, **options: Any) -> Decoder:
+def _build_none(code: Code, num_iters: int = 50, **options: Any) -> Decoder:
     if options:
         raise ValueError(f"the 'none' decoder takes no options, got {sorted(options)}")
     return HardDecisionDecoder(code.n)
 
 
 DECODERS: dict[str, Builder | str] = {
-    **{name: _bp_builder(rule, "flooding") for name, rule in _BP_RULES.items()},
-    **{f"{name}-layered": _bp_builder(rule, "layered") for name, rule in _BP_RULES.items()},
+    **{rule: _bp_builder(rule, "flooding") for rule in CHECK_RULES},
+    **{f"{rule}-layered": _bp_builder(rule, "layered") for rule in CHECK_RULES},
     "ldpc-cpp": _build_ldpc_cpp,
     "none": _build_none,
     "ecct": "genjscc.core.ecct.decoder:build_decoder",
@@ -256,7 +249,7 @@ def _resolve(name: str) -> Builder:
     return entry
 
 
-def make_decoder(name: str, code: Any, num_iters: int = 50, **options: Any) -> Decoder:
+def make_decoder(name: str, code: Code, num_iters: int = 50, **options: Any) -> Decoder:
     """Build decoder ``name`` for ``code``.
 
     Args:

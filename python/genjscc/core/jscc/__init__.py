@@ -43,23 +43,14 @@ __all__ = [
 
 def model_name(ratio) -> str:
     """Zoo name of the shipped model for a bandwidth ratio: ``"1/6"`` -> ``"jscc-r1_6"``."""
-    r = parse_ratio(ratio)
-    return f"jscc-r{r.numerator}_{r.denominator}"
+    from genjscc.zoo import model_name as zoo_model_name
+
+    return zoo_model_name("jscc", ratio)
 
 
 def load_model(name_or_path: str, device: str = "cpu") -> DeepJSCC:
-    """A shipped model by zoo name (``"jscc-r1_6"``, sha256 checked) or a safetensors path."""
-    from pathlib import Path
+    """A shipped model by zoo name (``"jscc-r1_6"``, sha256 checked) or a safetensors path
+    (:func:`genjscc.zoo.load`)."""
+    from genjscc.zoo import load
 
-    from genjscc.zoo import get_model
-
-    path = Path(name_or_path)
-    if path.suffix == ".safetensors" or path.is_file():
-        return load_jscc(path, device)
-    entry = get_model(name_or_path)
-    if entry.kind != "jscc":
-        from genjscc.errors import GenjsccError
-
-        raise GenjsccError(f"model {name_or_path!r} is a {entry.kind} model, not a JSCC model")
-    entry.verify()
-    return load_jscc(entry.path, device)
+    return load(name_or_path, "jscc", device)

@@ -171,10 +171,9 @@ def _num_symbols(model: JSCCCodec | None, ratio, h: int, w: int) -> int:
 
 def plot_curves(points: Sequence[EvalPoint], path: str | Path, title: str = "") -> None:
     """PSNR and MS-SSIM against the true SNR, one line per (scheme, estimate mode)."""
-    import matplotlib
+    from genjscc.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     groups: dict[str, list[EvalPoint]] = {}
@@ -209,10 +208,9 @@ def plot_grid(original: torch.Tensor, kept: dict[tuple[str, float, float], torch
               path: str | Path, title: str = "") -> None:
     """Reconstructions of one image: original first, then one row per scheme, one column per
     SNR pair, each titled with its PSNR."""
-    import matplotlib
+    from genjscc.core.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     schemes = list(dict.fromkeys(k[0] for k in kept))
     pairs = list(dict.fromkeys((k[1], k[2]) for k in kept))

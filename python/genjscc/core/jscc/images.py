@@ -121,3 +121,42 @@ def ms_ssim(reference: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         return _ms_ssim(ref, img, data_range=1.0, size_average=False, win_size=win)
     win = max(3, min(11, side - (1 - side % 2)))
     return _ssim(ref, img, data_range=1.0, size_average=False, win_size=win)
+
+
+def read_image_file(name: str) -> np.ndarray:
+    """Bytes (uint8) of an image file; a bare name that is not a file is looked up among the
+    shipped sample photographs.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    import os
+
+    path = name
+    if not os.path.isfile(path) and os.sep not in name:
+        matches = [p for p in sample_images() if p.name == name]
+        path = str(matches[0]) if matches else name
+    return np.fromfile(path, dtype=np.uint8)
+
+
+def decode_image_file(data: bytes, max_pixels: int) -> np.ndarray:
+    """``[H, W, 3]`` uint8 RGB pixels of the bytes of an image file (PNG, JPEG, ...).
+
+    Raises:
+        ValueError: not a readable image, more than ``max_pixels`` pixels, or fewer than 8
+            pixels per side.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > max_pixels:
+                raise ValueError(f"image {img.width}x{img.height} is too large")
+            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"not a readable image file: {err}") from None
+    if min(arr.shape[:2]) < 8:
+        raise ValueError("images need at least 8 pixels per side")
+    return arr

@@ -44,6 +44,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -57,6 +58,7 @@ __all__ = [
     "init_linear",
     "latent_channels",
     "load_jscc",
+    "load_jscc_model",
     "normalize_power",
     "parse_ratio",
     "save_jscc",
@@ -449,3 +451,8 @@ def load_jscc(path: str | Path, device: str | torch.device = "cpu") -> DeepJSCC:
     model = DeepJSCC(JSCCConfig(**json.loads(meta["config"])))
     model.load_state_dict(load_file(str(path)))
     return model.to(device).eval()
+
+
+def load_jscc_model(ref: Any, device: str | torch.device = "cpu") -> DeepJSCC:
+    """The ``jscc`` loader of :data:`genjscc.zoo.KINDS`: :func:`load_jscc` of ``ref.path``."""
+    return load_jscc(ref.path, device)

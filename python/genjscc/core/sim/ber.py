@@ -57,7 +57,7 @@ import torch
 from genjscc.core.channel.awgn import add_awgn
 from genjscc.core.channel.fading import RayleighBlockFading, equalize
 from genjscc.core.channel.snr import ebno_to_esno_db, noise_var_from_esno_db
-from genjscc.core.fec.codes import LinearBlockCode
+from genjscc.core.fec.codes import Code, LinearBlockCode
 from genjscc.core.mapping import Constellation
 
 __all__ = ["CHANNELS", "BerPoint", "default_batch_size", "simulate_ber", "uncoded_code"]
@@ -107,7 +107,7 @@ class BerPoint:
         return d
 
 
-def default_batch_size(code: Any) -> int:
+def default_batch_size(code: Code) -> int:
     """Words per batch when none is given: about 2**18 coded bits, between 16 and 10000."""
     return max(16, min(10_000, _BITS_PER_BATCH // max(code.n, code.e)))
 
@@ -131,7 +131,7 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
 class _Link:
     """Transmitter, channel and receiver of one simulation (everything but the decoder)."""
 
-    def __init__(self, code: Any, modulation: str, channel: str,
+    def __init__(self, code: Code, modulation: str, channel: str,
                  fading_block_length: int | None, device: torch.device) -> None:
         self.code = code
         self.const = Constellation(modulation)
@@ -199,7 +199,7 @@ def _progress(enabled: bool | None, total: int, desc: str) -> Any:
 
 
 def simulate_ber(
-    code: Any,
+    code: Code,
     decoder: Callable[[torch.Tensor], torch.Tensor],
     ebno_db: Sequence[float],
     modulation: str = "bpsk",

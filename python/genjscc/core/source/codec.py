@@ -98,9 +98,9 @@ def load_model(spec: str, device: torch.device | str = "cpu") -> NextSymbolModel
             Hugging Face causal-LM directory.
         device: ``cpu`` or ``cuda``.
     """
-    kind = device_kind(device)
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise GenjsccError("device 'cuda' requested but torch sees no CUDA device")
+    from genjscc.zoo import check_device
+
+    kind = device_kind(check_device(device))
     path = Path(spec).expanduser()
     if path.exists():
         return _load_cached(str(path.resolve()), kind)
@@ -109,31 +109,23 @@ def load_model(spec: str, device: torch.device | str = "cpu") -> NextSymbolModel
 
 @lru_cache(maxsize=4)
 def _load_cached(spec: str, device: str) -> NextSymbolModel:
-    from genjscc.zoo import get_model, list_models, sha256_file
+    from genjscc import zoo
 
-    path = Path(spec)
-    if path.is_dir():
+    if Path(spec).is_dir():
         from genjscc.core.source.hf import load_hf_directory
 
-        return load_hf_directory(path, device=device)
-    if path.is_file():
-        return _byte_model(path, f"file:{path.name}", sha256_file(path), device)
+        return load_hf_directory(Path(spec), device=device)
     if spec in SMOLLM2_NAMES:
         from genjscc.core.source.smollm2 import load_smollm2
 
         return load_smollm2(device)
-    if spec not in {m.name for m in list_models() if m.kind == "lm"}:
-        known = ", ".join(["small", "smollm2"] + [m.name for m in list_models()
-                                                  if m.kind == "lm"])
-        raise GenjsccError(f"unknown model {spec!r}: use one of {known}, a .safetensors file "
-                           "or a Hugging Face model directory")
-    entry = get_model(spec)
-    entry.verify()
-    return _byte_model(entry.path, entry.name, entry.sha256, device)
+    return zoo.load(spec, "lm", device)
 
 
-def _byte_model(path: Path, model_id: str, sha256: str, device: str) -> NextSymbolModel:
-    """A byte-level weights file: integer (exact) or float (this machine's arithmetic)."""
+def load_small_model(ref, device: torch.device) -> NextSymbolModel:
+    """The ``lm`` loader of :data:`genjscc.zoo.KINDS`: a byte-level weights file of ``genjscc
+    train lm`` named by ``ref``: integer (exact, decodes anywhere) or float (this machine's
+    arithmetic)."""
     from genjscc.core.source.quantized import (
         QuantizedCoderModel,
         is_quantized_file,
@@ -141,9 +133,9 @@ def _byte_model(path: Path, model_id: str, sha256: str, device: str) -> NextSymb
     )
     from genjscc.core.source.small import SmallByteCoderModel, load_small_lm
 
-    if is_quantized_file(path):
-        return QuantizedCoderModel(load_quantized_lm(path, device), model_id, sha256)
-    return SmallByteCoderModel(load_small_lm(path, device), model_id, sha256, device)
+    if is_quantized_file(ref.path):
+        return QuantizedCoderModel(load_quantized_lm(ref.path, device), ref.name, ref.sha256)
+    return SmallByteCoderModel(load_small_lm(ref.path, device), ref.name, ref.sha256, device)
 
 
 def model_for_container(blob: bytes, device: torch.device | str = "cpu",
@@ -155,7 +147,7 @@ def model_for_container(blob: bytes, device: torch.device | str = "cpu",
     if model is None:
         if header.model_id.startswith(("file:", "hf:")):
             raise GenjsccError(f"this container was made with the local model "
-                               f"{header.model_id!r}: pass its path with --model PATH")
+                               f"{header.model_id!r}: pass its path as the model")
         model = header.model_id
     return load_model(model, device)
 

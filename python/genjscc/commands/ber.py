@@ -19,12 +19,13 @@ import json
 import math
 import sys
 import textwrap
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
+from genjscc.commands._args import parse_number_list
+from genjscc.core.fec.codes import Code
 from genjscc.errors import GenjsccError
 
 EPILOG = """\
@@ -98,35 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_ebno_list(text: str) -> list[float]:
     """``"4,5,6"``, ``"0:6:0.5"`` (stop included) or a comma-separated mix -> list of floats."""
-    values: list[float] = []
-    for item in (part.strip() for part in str(text).split(",")):
-        if not item:
-            raise GenjsccError(f"--ebno {text!r}: empty item; write e.g. '4,5,6' or '0:6:0.5'")
-        fields = item.split(":")
-        try:
-            numbers = [float(f) for f in fields]
-        except ValueError:
-            raise GenjsccError(
-                f"--ebno {text!r}: {item!r} is not a number or START:STOP:STEP range"
-            ) from None
-        if not all(math.isfinite(v) for v in numbers):
-            raise GenjsccError(f"--ebno {text!r}: values must be finite")
-        if len(numbers) == 1:
-            values.append(numbers[0])
-        elif len(numbers) == 3:
-            start, stop, step = numbers
-            if step == 0 or (stop - start) * step < 0:
-                raise GenjsccError(
-                    f"--ebno {text!r}: range {item!r} needs a non-zero STEP going from START "
-                    "towards STOP"
-                )
-            count = math.floor((stop - start) / step + 1e-9) + 1
-            if count > 10_000:
-                raise GenjsccError(f"--ebno {text!r}: range {item!r} has {count} points")
-            values.extend(round(start + i * step, 10) for i in range(count))
-        else:
-            raise GenjsccError(f"--ebno {text!r}: a range is START:STOP:STEP, got {item!r}")
-    return values
+    return parse_number_list(text, "--ebno")
 
 
 def _parse_value(text: str) -> Any:
@@ -153,7 +126,7 @@ def parse_decoder_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
-def resolve_code(spec: str, bits_per_symbol: int) -> Any:
+def resolve_code(spec: str, bits_per_symbol: int) -> Code:
     """Build the code of ``--code``: ``uncoded:N``, a 5G spec (Q_m defaulted), name or file."""
     from genjscc.core.fec.codes import get_code
     from genjscc.core.sim.ber import uncoded_code
@@ -188,19 +161,13 @@ def _table(points: list, header: str) -> str:
     return "\n".join(lines)
 
 
-def write_plot(path: str, points: list, code: Any, title: str, modulation: str,
+def write_plot(path: str, points: list, code: Code, title: str, modulation: str,
                channel: str) -> None:
     """BER and BLER vs Eb/N0 with the uncoded closed form and, for AWGN with BPSK/QPSK, the
     normal-approximation BLER of an (e, k) code."""
-    import matplotlib
+    from genjscc.core.plotting import pyplot
 
-    matplotlib.use("Agg")  # headless: no display needed
-    with warnings.catch_warnings():
-        # A Debian matplotlib beside the venv's makes pyplot warn about Axes3D; 2-D plots
-        # are unaffected.
-        warnings.filterwarnings("ignore", message="Unable to import Axes3D")
-        import matplotlib.pyplot as plt
-
+    plt = pyplot()
     from genjscc.core.mapping import Constellation
     from genjscc.core.theory import ber_awgn, ber_bpsk_rayleigh, normal_approximation_bler
 
@@ -253,9 +220,9 @@ def run(args: argparse.Namespace) -> int:
                            "with; use --decoder none")
     if device.type != "cpu" and args.decoder not in ("ldpc-cpp", "none"):
         options.setdefault("device", device)
-    if getattr(args, "backend", "local") not in (None, "", "local"):
-        from genjscc.serve.client import connect
+    from genjscc.serve.client import connect, parse_backend
 
+    if parse_backend(getattr(args, "backend", "local")) is not None:
         options.pop("device", None)
         client = connect(args.backend)
         client.notice = lambda text: print(f"genjscc ber: {text}", file=sys.stderr, flush=True)
