@@ -74,7 +74,6 @@ HELD_OUT_FOLDERS = ("europarl-dev/",)  # development sets: validation only
 ENGLISH_PROSE = "milton/areopagitica_gut.txt"  # the held-out English prose of the targets
 LARGE_FILE = 1 << 22  # files above 4 MiB are concatenations of many documents
 EXCLUDED = ("metadata.txt",)
-ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 
 
 def split_corpus(root: Path, tail_fraction: float = 0.03
@@ -426,16 +425,14 @@ def _command() -> str:
 
 def _export(args: argparse.Namespace, model: SmallByteLM, valid: list[tuple[str, bytes]],
             state: dict, train_bytes: int) -> None:
-    out = args.out or ZOO_DIR / "weights" / f"{args.name}.safetensors"
-    out.parent.mkdir(parents=True, exist_ok=True)
     extra = {"trained_steps": str(state["step"])}
     if args.float:
-        save_small_lm(model, out, extra)
-        model = load_small_lm(out)  # measure what was written (bfloat16 files are rounded)
+        _ship(args, model.config, lambda p: save_small_lm(model, p, extra), load_small_lm,
+              valid, state, train_bytes)
     else:
-        save_quantized_lm(quantize_small_lm(model), out, extra)
-        model = load_quantized_lm(out)
-    _write_card_and_register(args, model, valid, state, train_bytes, out)
+        quantized = quantize_small_lm(model)
+        _ship(args, model.config, lambda p: save_quantized_lm(quantized, p, extra),
+              load_quantized_lm, valid, state, train_bytes)
 
 
 def _quantize_file(args: argparse.Namespace) -> int:
@@ -443,38 +440,42 @@ def _quantize_file(args: argparse.Namespace) -> int:
     from genjscc.zoo import sha256_file
 
     source = load_small_lm(args.quantize)
-    out = args.out or ZOO_DIR / "weights" / f"{args.name}.safetensors"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_quantized_lm(quantize_small_lm(source), out,
-                      {"quantized_from_sha256": sha256_file(args.quantize)})
+    sha = sha256_file(args.quantize)
+    quantized = quantize_small_lm(source)
     _, valid = split_corpus(require_data(args.data, "text"), args.tail_fraction)
     state = {"step": 0, "elapsed": 0.0, "commands": [_command()],
-             "source": f"{args.quantize.name} (sha256 {sha256_file(args.quantize)})"}
-    _write_card_and_register(args, load_quantized_lm(out), valid, state, 0, out)
+             "source": f"{args.quantize.name} (sha256 {sha})"}
+    _ship(args, source.config,
+          lambda p: save_quantized_lm(quantized, p, {"quantized_from_sha256": sha}),
+          load_quantized_lm, valid, state, 0)
     return 0
 
 
-def _write_card_and_register(args: argparse.Namespace, model: SmallByteLM | QuantizedByteLM,
-                             valid: list[tuple[str, bytes]], state: dict, train_bytes: int,
-                             out: Path) -> None:
-    from genjscc.zoo import ModelEntry, register_model, sha256_file
+def _ship(args: argparse.Namespace, config: SmallLMConfig, save, load,
+          valid: list[tuple[str, bytes]], state: dict, train_bytes: int) -> None:
+    """Weights, card (measured on the written file) and, with --register, the manifest entry,
+    through :func:`genjscc.zoo.export`."""
+    from genjscc import zoo
 
-    card = args.card or ZOO_DIR / f"{args.name}.md"
-    rows = []
-    for name, data in valid:
-        sample = data[:args.valid_bytes]
-        rows.append((name, len(sample), evaluate_bpb(model, sample), xz_bpb(sample)))
-        print(f"valid {name}: {rows[-1][2]:.3f} bits/byte (xz -9e {rows[-1][3]:.3f})",
-              file=sys.stderr)
-    sha = sha256_file(out)
-    card.write_text(_card_text(args, model, rows, state, train_bytes, out, sha))
-    print(f"wrote {out} (sha256 {sha[:16]}...) and {card}", file=sys.stderr)
-    if args.register:
-        register_model(ModelEntry(
-            name=args.name, kind="lm", file=out.name, sha256=sha, card=card.name,
-            description=f"byte-level {model.config.cell.upper()} LM, x{model.config.layers} "
-                        f"H={model.config.hidden}, {model.num_parameters() / 1e6:.2f} M "
-                        "parameters, for genjscc compress"))
+    def card(path: Path, sha: str) -> str:
+        model = load(path)  # measure what was written (rounded bfloat16, integers)
+        rows = []
+        for name, data in valid:
+            sample = data[:args.valid_bytes]
+            rows.append((name, len(sample), evaluate_bpb(model, sample), xz_bpb(sample)))
+            print(f"valid {name}: {rows[-1][2]:.3f} bits/byte (xz -9e {rows[-1][3]:.3f})",
+                  file=sys.stderr)
+        return _card_text(args, model, rows, state, train_bytes, path, sha)
+
+    parameters = SmallByteLM(config).num_parameters()
+    entry = zoo.export(
+        args.name, "lm", save, card,
+        f"byte-level {config.cell.upper()} LM, x{config.layers} H={config.hidden}, "
+        f"{parameters / 1e6:.2f} M parameters, {'float' if args.float else 'integer'} "
+        "arithmetic, for genjscc compress",
+        register=args.register, weights=args.out, card_path=args.card)
+    print(f"wrote {args.out or entry.file} (sha256 {entry.sha256[:16]}...) and "
+          f"{args.card or entry.card}", file=sys.stderr)
 
 
 def _card_text(args: argparse.Namespace, model: SmallByteLM | QuantizedByteLM, rows: list,

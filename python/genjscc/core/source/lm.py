@@ -30,11 +30,11 @@ so for them the coder also keeps:
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+
+from genjscc.core.threads import torch_threads
 
 
 @runtime_checkable
@@ -87,40 +87,14 @@ class NextSymbolModel(Protocol):
         ...
 
 
-_THREADS_LOCK = threading.Condition()
-_threads_users = 0  # coders inside coding_threads now (all with the same count)
-_threads_count = 0  # the count they share
-_threads_before = 0  # torch's count before the first of them entered
-
-
-@contextlib.contextmanager
-def coding_threads(threads: int) -> Iterator[None]:
-    """Run the body with ``torch.set_num_threads(threads)``, restoring the previous count after.
-
-    The thread count is part of what the coder keeps fixed between encoder and decoder
-    (stored in the container): a multi-threaded kernel may split a reduction differently.
-    torch's count is process-wide, so coders in several threads of one process (an encoder
-    and a decoder block of one flowgraph) share it: coders asking for the same count run
-    together, one asking for another count waits until they are done, and the count is
-    restored when the last one leaves.
-    """
-    global _threads_users, _threads_count, _threads_before
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    with _THREADS_LOCK:
-        _THREADS_LOCK.wait_for(lambda: _threads_users == 0 or _threads_count == threads)
-        if _threads_users == 0:
-            _threads_before, _threads_count = torch.get_num_threads(), threads
-            torch.set_num_threads(threads)
-        _threads_users += 1
-    try:
-        yield
-    finally:
-        with _THREADS_LOCK:
-            _threads_users -= 1
-            if _threads_users == 0:
-                torch.set_num_threads(_threads_before)
-                _THREADS_LOCK.notify_all()
+def coding_threads(threads: int) -> contextlib.AbstractContextManager[None]:
+    """Pin torch's thread count while coding (:func:`genjscc.core.threads.torch_threads`,
+    process-wide and thread-safe): the count is part of what the coder keeps fixed between
+    encoder and decoder of a float model (stored in the container), since a multi-threaded
+    kernel may split a reduction differently."""
+    if threads is None:
+        raise ValueError("threads must be a positive integer, got None")
+    return torch_threads(threads)
 
 
 def device_kind(device: torch.device | str) -> str:
