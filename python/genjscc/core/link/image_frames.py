@@ -1,7 +1,7 @@
 """Deep JSCC images over burst frames: analog symbols behind a small coded sub-header.
 
 An image (any size) is encoded by a Deep JSCC model into complex symbols, spread (unitary,
-``genjscc.blocks.jscc.spread``'s transform) and cut into segments; each segment goes in one
+``genjscc.core.jscc.spreading.spread``) and cut into segments; each segment goes in one
 frame (the PHY header's analog flag set) after a digital sub-header: ``image_id u32 |
 segment u16 | num_segments u16 | height u16 | width u16`` + CRC-16, 5G NR LDPC at rate 1/4
 on QPSK (224 symbols). The image id hashes the pixels, so a frame never lands in the wrong
@@ -20,6 +20,7 @@ import torch
 
 from genjscc.core.fec.crc import CRC
 from genjscc.core.fec.ldpc5g import NR5GLDPC
+from genjscc.core.jscc.spreading import despread, spread
 from genjscc.core.mapping import constellation
 
 __all__ = ["ImageCollector", "ImageHeader", "despread", "image_frames", "spread"]
@@ -54,25 +55,6 @@ def _header_symbols(h: ImageHeader) -> np.ndarray:
                         np.uint8)
     bits = _CRC.attach(torch.from_numpy(np.unpackbits(raw)))
     return _QPSK.map(_code().encode(bits)).numpy()
-
-
-def _spreading_code(n: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0x4A534343)
-    return rng.integers(0, 2, n).astype(np.float32) * 2 - 1, rng.permutation(n)
-
-
-def spread(x: np.ndarray) -> np.ndarray:
-    """Unitary spreading (signs, FFT, permutation): channel errors land like white noise."""
-    signs, perm = _spreading_code(x.size)
-    return np.fft.fft(signs * x, norm="ortho")[perm].astype(np.complex64)
-
-
-def despread(y: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`spread`."""
-    signs, perm = _spreading_code(y.size)
-    unpermuted = np.empty_like(y)
-    unpermuted[perm] = y
-    return (np.fft.ifft(unpermuted, norm="ortho") * signs).astype(np.complex64)
 
 
 def image_frames(pixels: np.ndarray, model, snr_db: float,
