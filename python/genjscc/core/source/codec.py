@@ -251,7 +251,8 @@ def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = Fals
     """
     parsed = parse_container(blob)
     header = parsed.header
-    _check_model(header, model)
+    _check_model(header, model, any(e is not None and e.method == "model"
+                                    for e in parsed.entries))
     model = _with_row_block(model, header.row_block)
     problems = dict(parsed.problems)
     entries = parsed.entries
@@ -279,9 +280,9 @@ def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = Fals
                             header, warnings)
 
 
-def _check_model(header: ContainerHeader, model: NextSymbolModel) -> None:
-    """Refuse, before any decoding, a model or an arithmetic that cannot decode the
-    container."""
+def _check_model(header: ContainerHeader, model: NextSymbolModel, runs_model: bool) -> None:
+    """Refuse, before any decoding, a model or (when a chunk needs the model) an arithmetic
+    that cannot decode the container."""
     if header.model_sha256 != model.weights_sha256:
         if header.model_id == model.model_id:  # e.g. lm-small of an older genjscc
             raise ContainerError(
@@ -297,7 +298,7 @@ def _check_model(header: ContainerHeader, model: NextSymbolModel) -> None:
         raise ContainerError(f"container uses {header.precision}-bit probabilities; this "
                              f"genjscc codes with {PRECISION}")
     here = arithmetic_of(model)
-    if header.arithmetic and header.arithmetic != here:
+    if runs_model and header.arithmetic and header.arithmetic != here:
         raise ArithmeticMismatch(
             f"this container's probabilities were computed by another arithmetic than this "
             f"machine's: made with {header.arithmetic!r}, here {here!r}; float models decode "
