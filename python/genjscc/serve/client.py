@@ -44,13 +44,16 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import zmq
 
 from genjscc.errors import GenjsccError
 from genjscc.serve import protocol as P
+
+if TYPE_CHECKING:  # the client imports no torch at module level
+    from genjscc.core.fec.codes import Code
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 2
@@ -374,7 +377,7 @@ class Client:
 
     # ---------------------------------------------------------------------- remote models
 
-    def decoder(self, name: str, code: Any, num_iters: int = 50, *, model: str | None = None,
+    def decoder(self, name: str, code: Code, num_iters: int = 50, *, model: str | None = None,
                 **options: Any) -> RemoteDecoder:
         """A remote channel decoder with :func:`~genjscc.core.fec.decoders.make_decoder`'s
         signature: ``"ecct"`` (option ``model``: zoo name or a local ``.safetensors`` whose
@@ -456,7 +459,7 @@ class RemoteDecoder:
     numpy in, numpy out), and ``decode(llr)`` -> :class:`~genjscc.core.fec.bp.BPResult`
     (``llr`` field ``None``: posteriors stay on the server)."""
 
-    def __init__(self, client: Client, kind: str, code: Any, params: dict[str, Any],
+    def __init__(self, client: Client, kind: str, code: Code, params: dict[str, Any],
                  model: str | None = None) -> None:
         from genjscc.serve.registry import parity_check_sha256
 
