@@ -10,13 +10,12 @@ its own process running a closed loop (send, wait for the reply, send again) for
 
 * ``ecct``: ECCT decoding of one Polar(64,32) codeword (zoo model ecct-polar_n64_k32);
 * ``bp``: sum-product BP (20 iterations) of one LDPC(49,24) codeword, for comparison;
-* ``lm``: one LM-probability step of a one-row session of lm-small in row blocks of 32 (the
-  model and path ``genjscc compress --backend`` uses for a one-chunk message; each client
-  holds its own session).
+* ``lm``: one LM step of a one-row session of lm-small (the model and path ``genjscc
+  compress --backend`` uses for a one-chunk message; each client holds its own session).
 
-LM steps of several sessions are merged into one model call only where the worker has
-measured that this leaves every float unchanged (``SmallByteCoderModel.merges_exactly``: LM
-coding needs bit-identical probabilities). Latency is measured at the client (send to reply).
+LM steps of several sessions are merged into one model call: lm-small computes in integers,
+so every session gets exactly what it would get alone (LM coding needs bit-identical
+frequency tables). Latency is measured at the client (send to reply).
 "lost" counts requests without a reply (timeouts) or with an error reply; the target is zero.
 """
 
@@ -284,8 +283,6 @@ def _ecct_words(rows: list[dict], alone: dict[str, tuple[float, float]]) -> str:
 
 def report(rows: list[dict], args: argparse.Namespace,
            alone: dict[str, tuple[float, float]]) -> str:
-    from genjscc.core.source.small import ROW_BLOCK
-
     table_rows = [[r["op"], r["batching"], r["clients"], f"{r['rate']:,.0f}", f"{r['p50']:.2f}",
                    f"{r['p99']:.2f}", f"{r['batch']:.1f}", r["lost"],
                    f"{r.get('server_cpu_us', math.nan):.0f}",
@@ -322,8 +319,8 @@ def report(rows: list[dict], args: argparse.Namespace,
         f"client a process in a closed loop for {args.seconds:g} s. Batching on: "
         "`--max-batch 32 --max-delay-ms 2`; off: `--max-batch 1`. One request = one "
         "Polar(64,32) codeword (ecct), one LDPC(49,24) codeword with BP-20 (bp), or one LM "
-        f"step of a one-row lm-small session in row blocks of {ROW_BLOCK} (lm, as `genjscc "
-        "compress --backend` codes a one-chunk message). Latency at the client; batch = mean "
+        "step of a one-row lm-small session (lm, as `genjscc compress --backend` codes a "
+        "one-chunk message). Latency at the client; batch = mean "
         "requests per model call at the server; CPU = user + system CPU time per request of "
         "the server (broker and worker processes) and of all clients together, which share "
         "the machine's cores with it.",
@@ -345,8 +342,8 @@ def report(rows: list[dict], args: argparse.Namespace,
                for op, (a, b) in alone.items()]),
         _ecct_words(rows, alone) + " BP gains more per merged call, and the server adds its "
         "per-request overhead to every op, which batching shares. LM steps of one-row "
-        "sessions merge (the worker checked, for each row count, that a step's floats do not "
-        "depend on it). With one client batching costs nothing: the broker sends a request on "
+        "sessions merge (lm-small is integer: a merged step gives every session exactly its "
+        "own tables). With one client batching costs nothing: the broker sends a request on "
         "at once while every worker is idle and merges only what queues while they are busy "
         "(--max-delay-ms holds an idle worker only beside busy ones). The machine is shared: "
         "the load average above says how much the other jobs took.",
