@@ -52,3 +52,23 @@ def test_jscc_eval_backend_matches_local(server, tmp_path, capsys):
     assert main([*common, "--backend", server.endpoint]) == 0
     remote = json.loads(capsys.readouterr().out)
     assert remote[0]["psnr_db"] == pytest.approx(local[0]["psnr_db"], abs=0.01)
+
+
+def test_jscc_requests_over_the_work_cap_are_refused_before_any_work():
+    """A 1 s cap at 4e-4 ms per pixel value: one 1024x1024 image (3.1 M values, about 1.3 s)
+    is refused at once, encoded or decoded; one 64x64 image still goes through."""
+    with ServerProcess("--models", "jscc-r1_6", "--workers", "1", "--max-request-ms", "1000",
+                       "--slice-ms", "250") as server:
+        remote = RemoteJSCC(server.endpoint, "jscc-r1_6", timeout_s=30.0)
+        from genjscc.serve.client import ServerError
+
+        with pytest.raises(ServerError, match="estimated") as info:
+            remote._encode(np.zeros((1, 3, 1024, 1024), np.float32), snr_db=1.0)
+        assert info.value.code == "too_large"
+        k = remote.num_symbols(1024, 1024)
+        with pytest.raises(ServerError, match="estimated") as info:
+            remote._decode(np.zeros((1, k), np.complex64), snr_db=1.0, height=1024,
+                           width=1024)
+        assert info.value.code == "too_large"
+        image = torch.rand(1, 3, 64, 64)
+        assert remote.encode(image, 5.0).shape == (1, remote.num_symbols(64, 64))

@@ -226,3 +226,13 @@ def test_bad_parameters_fail_at_construction():
 
     with pytest.raises(GenjsccError, match="unknown model"):
         genjscc.lm_source_encoder("no-such-model")
+
+
+def test_container_above_the_decoding_budget_is_refused_and_the_graph_keeps_running(small):
+    dec = genjscc.lm_source_decoder(max_output=len(TEXT) - 1)
+    got = run_chain([dec], [u8_pdu(compress(TEXT, small)), u8_pdu(compress(b"short", small))], 2)
+    assert pmt.symbol_to_string(meta_ref(got[0], "lm_error")) == "too_large"
+    assert data_of(got[0]) == b"" and data_of(got[1]) == b"short"
+    assert dec.num_corrupt() == 1
+    with pytest.raises(ValueError, match="max_output"):
+        genjscc.lm_source_decoder(max_output=0)

@@ -8,6 +8,7 @@ import lzma
 import os
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -272,3 +273,46 @@ def test_crafted_header_with_more_rows_than_chunks_is_refused_before_work(small)
     struct.pack_into("<I", blob, length - 4, crc32(bytes(blob[:length - 4])))
     with pytest.raises(ContainerError, match="rows"):
         decompress(bytes(blob), small)
+
+
+def crafted_long_chunk(small) -> bytes:
+    """A 100-byte container whose header (CRCs recomputed) states one 16 MiB model chunk
+    behind a 4-byte payload: decoding it would take 2**24 model steps (about an hour)."""
+    import struct
+
+    from genjscc.core.source.container import _entry_crc, crc32, parse_header
+
+    blob = bytearray(compress(TEXT[:40], small, chunk_size=64, keep_chunks=True))
+    _, length = parse_header(bytes(blob))
+    struct.pack_into("<QII", blob, 12, 1 << 24, 1 << 24, 1)  # original, chunk size, chunks
+    struct.pack_into("<I", blob, length - 4, crc32(bytes(blob[:length - 4])))
+    payload = b"\x00" * 4
+    entry = struct.pack("<III", len(payload), 1 << 24, 0)
+    blob[length:] = entry + _entry_crc(0, entry, payload).to_bytes(4, "little") + payload
+    return bytes(blob)
+
+
+def test_decoding_budget_refuses_a_crafted_length_before_any_work(small) -> None:
+    from genjscc.core.source.codec import DecodingBudgetExceeded
+
+    blob = crafted_long_chunk(small)
+    assert parse_container(blob).header.original_length == 1 << 24  # the parser accepts it
+    start = time.monotonic()
+    with pytest.raises(DecodingBudgetExceeded, match="16777216 bytes"):
+        decompress(blob, small, max_output=1 << 20)
+    assert time.monotonic() - start < 5
+    # within the budget a real container decodes as before
+    assert decompress(compress(TEXT[:300], small), small, max_output=300).data == TEXT[:300]
+    with pytest.raises(DecodingBudgetExceeded):
+        decompress(compress(TEXT[:300], small), small, max_output=299)
+
+
+def test_cli_max_output_refuses_with_one_line(small, tmp_path) -> None:
+    from genjscc.cli import main
+
+    src = tmp_path / "crafted.gjz"
+    src.write_bytes(crafted_long_chunk(small))
+    out = tmp_path / "out.bin"
+    assert main(["decompress", str(src), str(out), "--max-output", "1M", "-q"]) == 2
+    assert not out.exists()
+    assert main(["decompress", str(src), str(out), "--max-output", "lots"]) == 2

@@ -44,13 +44,15 @@ from genjscc.core.source import (
     load_model,
     parse_container,
 )
-from genjscc.core.source.codec import ArithmeticMismatch
+from genjscc.core.source.codec import ArithmeticMismatch, DecodingBudgetExceeded
 from genjscc.core.source.container import parse_header
 from genjscc.errors import GenjsccError
 
 __all__ = ["ERROR_CODES", "check_backend", "lm_source_decoder", "lm_source_encoder",
            "open_lm_model"]
 
+
+DEFAULT_PDU_MAX_OUTPUT = 256 << 10  # bytes: a minute at the slowest measured decode speed
 
 # lm_error codes (short PMT symbols; the full reason goes to the block's log)
 ERROR_CODES = {
@@ -59,6 +61,7 @@ ERROR_CODES = {
     "wrong_model": "made with other weights than the decoder's model",
     "wrong_arithmetic": "a float model's container from a machine with another arithmetic",
     "model_unavailable": "the container's model cannot be loaded here",
+    "too_large": "the container states more original bytes than the block's max_output",
     "chunks_lost": "some chunks are damaged; the others are in the output",
 }
 
@@ -169,24 +172,30 @@ class lm_source_decoder(PduBlock):
     ``lm_error`` (symbol, a code of ``ERROR_CODES``) and, for ``chunks_lost``,
     ``lm_lost_chunks`` (s32 vector of chunk ids). A container that cannot be read at all
     (``not_container``, ``header_corrupt``, ``wrong_model``, ``wrong_arithmetic``,
-    ``model_unavailable``) gives an
-    empty u8 PDU; with lost chunks the data holds the chunks that survived, lost ones left out
-    or, with ``placeholder``, replaced by ``[genjscc: chunk I lost, N bytes]`` cut to their
-    length. Filter on ``lm_ok`` (e.g. ``pdu.pdu_filter``) to keep only intact frames. Every
-    such container is logged and counted in ``num_corrupt()``; the flowgraph keeps running.
+    ``model_unavailable``, ``too_large``) gives an empty u8 PDU; with lost chunks the data
+    holds the chunks that survived, lost ones left out or, with ``placeholder``, replaced by
+    ``[genjscc: chunk I lost, N bytes]`` cut to their length. Filter on ``lm_ok`` (e.g.
+    ``pdu.pdu_filter``) to keep only intact frames. Every such container is logged and
+    counted in ``num_corrupt()``; the flowgraph keeps running.
 
     Parameters: ``model``: empty to use the model the container names (loaded once and
     kept), or a model spec that must have the container's weights (needed for containers
     made with a local ``.safetensors`` file or HF directory); ``placeholder``; ``device``;
-    ``backend`` (``"local"``).
+    ``backend`` (``"local"``); ``max_output`` (bytes, default 256 KiB): the decoding budget.
+    Decoding costs one model step per original byte the container states (about 5-30 ms per
+    KiB on a CPU core), so a larger container is refused as ``too_large`` before any
+    decoding: one hostile PDU cannot stall the flowgraph.
 
     Rejected (logged, counted in ``num_errors()``, dropped): not a u8 PDU, empty.
     """
 
     def __init__(self, model: str = "", placeholder: bool = False, device: str = "cpu",
-                 backend: str = "local"):
+                 backend: str = "local", max_output: int = DEFAULT_PDU_MAX_OUTPUT):
         PduBlock.__init__(self, "genjscc_lm_source_decoder")
-        self.device, self.backend = device, backend
+        if not isinstance(max_output, int) or max_output < 1:
+            raise ValueError(f"max_output must be a positive number of bytes, got "
+                             f"{max_output!r}")
+        self.device, self.backend, self.max_output = device, backend, max_output
         self.placeholder = bool(placeholder)
         check_backend(backend)
         self.model = open_lm_model(model, device, backend) if model else None
@@ -230,7 +239,10 @@ class lm_source_decoder(PduBlock):
                                 f"(sha256 {header.model_sha256[:12]}...), the decoder has "
                                 f"{model.model_id!r} ({model.weights_sha256[:12]}...)")
         try:
-            result = decompress(blob, model, use_placeholder=self.placeholder)
+            result = decompress(blob, model, use_placeholder=self.placeholder,
+                                max_output=self.max_output)
+        except DecodingBudgetExceeded as error:
+            return self._failed(meta, "too_large", str(error))
         except ArithmeticMismatch as error:  # a float model's container from another machine
             return self._failed(meta, "wrong_arithmetic", str(error))
         except ContainerError as error:  # e.g. truncated inside the chunk table

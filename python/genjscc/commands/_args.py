@@ -1,4 +1,5 @@
-"""Option parsing shared by the subcommands: lists of numbers with START:STOP:STEP ranges."""
+"""Option parsing shared by the subcommands: lists of numbers with START:STOP:STEP ranges,
+byte sizes with binary suffixes."""
 
 from __future__ import annotations
 
@@ -6,7 +7,28 @@ import math
 
 from genjscc.errors import GenjsccError
 
-__all__ = ["parse_number_list"]
+__all__ = ["parse_byte_size", "parse_number_list"]
+
+_SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_byte_size(text: str, option: str) -> int:
+    """``"4096"``, ``"64K"``, ``"1.5M"``, ``"2G"`` (binary units, ``KiB``/``MB`` spellings
+    accepted) -> bytes, at least 1.
+
+    Raises:
+        GenjsccError: naming ``option``: not a size, or not positive.
+    """
+    item = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    number, suffix = (item[:-1], item[-1]) if item[-1:] in _SIZE_SUFFIXES else (item, "")
+    try:
+        value = float(number) * _SIZE_SUFFIXES[suffix]
+    except ValueError:
+        raise GenjsccError(f"{option} {text!r}: not a size; write e.g. 65536, 64K, 1M or 2G"
+                           ) from None
+    if not math.isfinite(value) or value < 1:
+        raise GenjsccError(f"{option} {text!r}: must be at least 1 byte")
+    return int(value)
 
 
 def parse_number_list(text: str, option: str, max_points: int = 10_000) -> list[float]:

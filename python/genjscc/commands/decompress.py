@@ -7,12 +7,17 @@ arithmetic matches the encoder's, which is checked before decoding. Chunks whose
 named on stderr and the exit status is non-zero; the other chunks are still written, and
 --placeholder writes each lost chunk as marked filler of its original length so that the rest
 keeps its offsets. Use - for stdin or stdout.
+
+Decoding costs one model step per original byte that the container states, whatever its own
+size, so a container stating more than --max-output (default 1G) is refused before any
+decoding: raise it for a large file you trust.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from genjscc.commands._args import parse_byte_size
 from genjscc.commands._io import read_input, with_bar, write_output
 from genjscc.errors import GenjsccError
 
@@ -41,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="local", metavar="tcp://HOST:PORT",
                         help="compute the probabilities on a genjscc serve inference server "
                              "that serves the container's model")
+    parser.add_argument("--max-output", default="1G", metavar="SIZE",
+                        help="decoding budget: refuse a container that states more original "
+                             "bytes than this (K/M/G suffixes; default 1G)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -48,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from genjscc.core.source.codec import decompress, model_for_container
     from genjscc.core.source.container import parse_header
 
+    max_output = parse_byte_size(args.max_output, "--max-output")
     blob = read_input(args.input)
     header, _ = parse_header(blob)
     from genjscc.serve.client import parse_backend
@@ -69,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                                    "the CRCs)")
         model = model_for_container(blob, args.device or header.device, args.model)
     result = with_bar("decompress", "sym", args.quiet, lambda bar: decompress(
-        blob, model, use_placeholder=args.placeholder, progress=bar, threads=args.threads))
+        blob, model, use_placeholder=args.placeholder, progress=bar, threads=args.threads,
+        max_output=max_output))
     write_output(args.output, result.data)
     if not result.ok:
         kept = "with placeholders" if args.placeholder else "without them"

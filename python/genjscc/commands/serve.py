@@ -39,10 +39,10 @@ clients: blocks take backend="tcp://HOST:5555"; genjscc ber/compress/decompress 
 model specs: a zoo name (genjscc models), bp:CODE, ecct:FILE.safetensors, lm:smollm2.
 
 limits (docs/protocol.md): a request estimated over --max-request-ms of work (rows x the
-model's cost per row) gets 'too_large' before any work; larger than --slice-ms it is cut
-into slices, served round-robin between clients; a client may queue --max-client-queue
-requests; per worker, LM sessions hold at most 16384 rows together (then 'busy') and expire
-after 10 idle minutes; frames of 64 MiB, messages of 256 MiB.
+model's cost per row; pixels x 4e-4 ms for JSCC) gets 'too_large' before any work; a batched
+decode larger than --slice-ms is cut into slices, served round-robin between clients; a
+client may queue --max-client-queue requests; per worker, LM sessions hold at most 16384
+rows together (then 'busy') and expire after 10 idle minutes; frames of 64 MiB, messages of 256 MiB.
 """
 
 

@@ -10,7 +10,10 @@ jscc-r1_6``) or a ``.safetensors`` file (``jscc:/path/model.safetensors``) with 
   [B, 3, height, width]`` images.
 
 Requests are not merged (image sizes differ from one request to the next). ``info`` holds the
-ratio and the configuration.
+ratio and the configuration. Both ops state their cost (:data:`JSCC_MS_PER_PIXEL_VALUE` per
+pixel value coded), so the broker refuses a request above ``--max-request-ms`` as
+``too_large`` before any work; ``decode`` also refuses a height and width that do not match
+its symbol count (the model's check), so a small request cannot ask for a huge image.
 
 Client side, :class:`RemoteJSCC` has the local model's call signature (``encode``,
 ``decode``, ``num_symbols``, ``ratio``, ``config``), so ``genjscc jscc-eval --backend
@@ -25,7 +28,12 @@ import numpy as np
 
 from genjscc.serve.registry import Arrays, Op, Servable
 
-__all__ = ["RemoteJSCC", "load_jscc"]
+__all__ = ["JSCC_MS_PER_PIXEL_VALUE", "RemoteJSCC", "load_jscc"]
+
+# ms per RGB pixel value on one core of the reference machine (docs/protocol.md, Limits):
+# timed 1.3-4.0e-4 for encode and 2.8-3.3e-4 for decode (jscc-r1_6/12/24, 64x64 to 512x768
+# images, one thread, best of 2), rounded up as the ECCT and BP constants are.
+JSCC_MS_PER_PIXEL_VALUE = 4e-4
 
 
 def _snr_param(params: dict[str, Any], batch: int) -> list[float]:
@@ -75,8 +83,11 @@ def load_jscc(spec: str, device: str) -> Servable:
     info = {"ratio": str(model.ratio), "config": {"channels": model.config.channels,
                                                   "af_hidden": model.config.af_hidden,
                                                   "ratio": model.config.ratio}}
+    # encode's first array holds pixel values; decode's holds symbols, 1/ratio values each
+    per_symbol = JSCC_MS_PER_PIXEL_VALUE / float(model.ratio)
     return Servable(spec, "jscc", sha, dev.type, info,
-                    {"encode": Op(encode), "decode": Op(decode)})
+                    {"encode": Op(encode, cost={"ms_per_value": JSCC_MS_PER_PIXEL_VALUE}),
+                     "decode": Op(decode, cost={"ms_per_value": per_symbol})})
 
 
 class RemoteJSCC:

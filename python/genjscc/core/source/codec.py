@@ -47,8 +47,17 @@ from genjscc.core.source.lm import NextSymbolModel, arithmetic_of, device_kind
 from genjscc.errors import GenjsccError
 
 DEFAULT_CHUNK_SIZE = 2048
+DEFAULT_MAX_OUTPUT = 1 << 30
+"""Decoding budget of :func:`decompress` (bytes of stated original length). Decoding costs
+one model step per stated byte, whatever the container's own size (a crafted header can
+state 16 MiB per chunk behind a 4-byte payload), so the stated length is what is bounded."""
 SMALL_ALIAS = {"small": "lm-small"}
 SMOLLM2_NAMES = ("smollm2", "smollm2-135m")
+
+
+class DecodingBudgetExceeded(ContainerError):
+    """The container states more original bytes than the caller's decoding budget allows
+    (refused before any model runs)."""
 
 
 class ArithmeticMismatch(ContainerError):
@@ -233,8 +242,8 @@ def _classic_container(data: bytes, header: ContainerHeader) -> bytes | None:
 
 
 def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = False,
-               progress: Progress | None = None, threads: int | None = None
-               ) -> DecompressResult:
+               progress: Progress | None = None, threads: int | None = None,
+               max_output: int | None = DEFAULT_MAX_OUTPUT) -> DecompressResult:
     """Decompress a container; damaged chunks are reported, never silently wrong.
 
     Args:
@@ -245,12 +254,20 @@ def decompress(blob: bytes, model: NextSymbolModel, use_placeholder: bool = Fals
         progress: called as ``progress(decoded_now, total_symbols)`` after each step.
         threads: torch threads while decoding the container of an exact model (default:
             the container's); a float model always decodes with the container's count.
+        max_output: decoding budget in bytes of original length (None: unbounded). The
+            work is one model step per stated byte (checked: at most 2 symbols per byte,
+            rows at most the chunk count), so this bounds the time a container can take.
 
     Raises:
+        DecodingBudgetExceeded: the container states more than ``max_output`` bytes.
         ContainerError: not a container, corrupt header, or made with another model.
     """
     parsed = parse_container(blob)
     header = parsed.header
+    if max_output is not None and header.original_length > max_output:
+        raise DecodingBudgetExceeded(
+            f"the container states {header.original_length} bytes of original data, above "
+            f"the decoding budget of {max_output} bytes; raise the budget if you trust it")
     _check_model(header, model, any(e is not None and e.method == "model"
                                     for e in parsed.entries))
     model = _with_row_block(model, header.row_block)
