@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from benchlib import add_common_args, emit, table
+from genjscc.testing.fuzz import mutate
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = "ecct-polar_n64_k32,bp:LDPC_N49_K24"
@@ -80,24 +81,6 @@ def rss_mb(pid: int) -> float:
 
 
 # ------------------------------------------------------------------------- inputs
-
-
-def mutate(data: bytes, rng: np.random.Generator) -> bytes:
-    b = bytearray(data)
-    kind = int(rng.integers(4))
-    if kind == 0 and b:
-        for _ in range(int(rng.integers(1, 4))):
-            i = int(rng.integers(len(b)))
-            b[i] ^= 1 << int(rng.integers(8))
-    elif kind == 1:
-        b = b[:int(rng.integers(len(b) + 1))]
-    elif kind == 2:
-        i = int(rng.integers(len(b) + 1))
-        b[i:i] = rng.bytes(int(rng.integers(1, 9)))
-    elif b:
-        i = int(rng.integers(len(b)))
-        b[i:i] = b[i:i + int(rng.integers(1, 16))] * int(rng.integers(1, 4))
-    return bytes(b)
 
 
 def hostile(rng: np.random.Generator) -> list[bytes]:

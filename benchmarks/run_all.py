@@ -54,6 +54,8 @@ BENCHMARKS = [
     Benchmark("serve", "bench_serve.py", "Inference server: requests/s, latency, batching on/off"),
     Benchmark("fuzz-serve", "fuzz_serve.py",
               "Inference server against hostile clients: fuzzing, floods, RSS"),
+    Benchmark("fuzz-inputs", "fuzz_inputs.py",
+              "Containers and PDUs from a hostile sender: fuzzing, hangs, RSS"),
     Benchmark("jscc", "bench_jscc.py", "Deep JSCC against image codec + 5G LDPC + QAM with AMC"),
     Benchmark("lm", "bench_lm.py", "LM lossless compression against gzip, bzip2, xz, zstd, brotli"),
     Benchmark("lm-exact", "bench_lm_exact.py",

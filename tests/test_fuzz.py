@@ -20,28 +20,10 @@ import zmq
 from genjscc.blocks._pdu import PduError
 from genjscc.errors import GenjsccError
 from genjscc.serve import protocol as P
+from genjscc.testing.fuzz import jscc_image_frames, mutate, random_pdu, tampered_jscc_frame
 from serve_helpers import ServerProcess
 
 SEED = 15
-
-
-def mutate(data: bytes, rng: np.random.Generator) -> bytes:
-    """One random edit: flip bits, cut, splice random bytes, or repeat a piece."""
-    b = bytearray(data)
-    kind = int(rng.integers(4))
-    if kind == 0 and b:
-        for _ in range(int(rng.integers(1, 4))):
-            i = int(rng.integers(len(b)))
-            b[i] ^= 1 << int(rng.integers(8))
-    elif kind == 1:
-        b = b[:int(rng.integers(len(b) + 1))]
-    elif kind == 2:
-        i = int(rng.integers(len(b) + 1))
-        b[i:i] = rng.bytes(int(rng.integers(1, 9)))
-    elif b:
-        i = int(rng.integers(len(b)))
-        b[i:i] = b[i:i + int(rng.integers(1, 16))] * int(rng.integers(1, 4))
-    return bytes(b)
 
 
 def valid_request(rng: np.random.Generator) -> list[bytes]:
@@ -102,33 +84,6 @@ def test_mutated_frames_into_a_server() -> None:
         assert server.proc.poll() is None
 
 
-def random_pdu(rng: np.random.Generator) -> pmt.pmt_base:
-    kind = int(rng.integers(6))
-    size = int(rng.integers(0, 300))
-    if kind == 0:
-        data = rng.normal(0, 10, size).astype(np.float32)
-        data[rng.random(size) < 0.05] = rng.choice([np.nan, np.inf, -np.inf, 1e38])
-        vec = pmt.to_pmt(data)
-    elif kind == 1:
-        data = (rng.normal(size=size) + 1j * rng.normal(size=size)).astype(np.complex64)
-        data[rng.random(size) < 0.02] = complex(rng.choice([np.nan, np.inf]), 0.0)
-        vec = pmt.to_pmt(data)
-    elif kind == 2:
-        vec = pmt.to_pmt(rng.integers(0, 256, size).astype(np.uint8))
-    elif kind == 3:
-        return pmt.intern("not a pdu")
-    elif kind == 4:
-        return pmt.to_pmt(float(rng.normal()))
-    else:
-        vec = pmt.to_pmt(rng.normal(0, 10, 64 * int(rng.integers(1, 4))).astype(np.float32))
-    meta = pmt.make_dict()
-    if rng.random() < 0.3:
-        meta = pmt.dict_add(meta, pmt.intern(str(rng.choice(["codewords", "num_info_bits",
-                                                             "noise_var", "modulation"]))),
-                            pmt.from_long(int(rng.integers(-5, 500))))
-    return pmt.cons(meta, vec)
-
-
 @pytest.mark.parametrize("make", ["ecct", "ldpc", "demapper"])
 def test_random_pdus_into_the_decoder_blocks(make: str) -> None:
     from gnuradio import genjscc
@@ -180,3 +135,55 @@ def test_the_fuzzer_makes_json_the_parser_reads_sometimes() -> None:
         except ValueError:
             pass
     assert 0 < valid < 500
+
+
+def test_tampered_jscc_frames_into_the_image_decoder() -> None:
+    """Real frames with cut, spiked or lengthened symbols and forged metadata: each gives an
+    image, is kept as a segment, or is refused; a frame of another size for the image being
+    collected is refused (it used to raise a numpy broadcast error)."""
+    from gnuradio import genjscc
+
+    frames = jscc_image_frames()
+    dec = genjscc.jscc_image_decoder(symbols_per_frame=128)
+    dec.logger.set_level("off")
+    rng = np.random.default_rng(SEED)
+    outcomes = {"image": 0, "held": 0, "refused": 0}
+    for _ in range(300):
+        try:
+            out = dec.process(tampered_jscc_frame(frames, rng))
+        except PduError:
+            outcomes["refused"] += 1
+            continue
+        outcomes["image" if out else "held"] += 1
+        for msg in out:
+            assert np.isfinite(pmt.to_python(pmt.cdr(msg)).astype(float)).all()
+    assert all(outcomes.values()), outcomes
+    dec.process(frames[0])
+    longer = pmt.cons(pmt.car(frames[1]), pmt.to_pmt(np.zeros(167, np.complex64)))
+    with pytest.raises(PduError, match="frames carry 128"):
+        dec.process(longer)
+    images = [m for f in frames[1:] for m in dec.process(f)]  # the image is still whole
+    assert len(images) == 1 and pmt.to_long(pmt.dict_ref(
+        pmt.car(images[0]), pmt.intern("missing_segments"), pmt.PMT_NIL)) == 0
+
+
+def test_mutated_containers_into_decompress() -> None:
+    """The CLI's path: each mutated container gives its bytes, names its lost chunks, or is
+    refused; nothing claims to be whole with other bytes."""
+    from genjscc.core.source import compress, decompress, load_model
+
+    model = load_model("small")
+    text = b"Mutated containers must never decode to other bytes that claim to be whole. " * 2
+    blob = compress(text, model, chunk_size=48, keep_chunks=True)
+    rng = np.random.default_rng(SEED)
+    outcomes = {"whole": 0, "lost": 0, "refused": 0}
+    for _ in range(100):
+        try:
+            result = decompress(mutate(blob, rng), model, max_output=4096)
+        except GenjsccError:
+            outcomes["refused"] += 1
+            continue
+        if result.ok:
+            assert result.data == text
+        outcomes["whole" if result.ok else "lost"] += 1
+    assert outcomes["lost"] and outcomes["refused"], outcomes

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "python" / "genjscc"
 
 # layer (folder under python/genjscc) -> modules it must not import (a name and its submodules)
-FORBIDDEN: dict[str, tuple[str, ...]] = {
+_PRODUCT: dict[str, tuple[str, ...]] = {
     "core": ("genjscc.blocks", "genjscc.serve", "genjscc.commands", "genjscc.train",
              "genjscc.demo", "genjscc.cli", "gnuradio", "pmt"),
     "zoo": ("genjscc.blocks", "genjscc.serve", "genjscc.commands", "genjscc.train",
@@ -26,6 +26,11 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
               "genjscc.cli", "gnuradio", "pmt"),
     "demo": ("genjscc.commands", "genjscc.train", "genjscc.cli"),
     "commands": ("genjscc.cli",),
+}
+# no product layer imports the test helpers; they may use any layer below the CLI
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    **{layer: (*names, "genjscc.testing") for layer, names in _PRODUCT.items()},
+    "testing": ("genjscc.cli", "genjscc.commands"),
 }
 
 

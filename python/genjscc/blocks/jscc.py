@@ -261,6 +261,12 @@ class jscc_image_decoder(PduBlock):
                 raise PduError(f"{num_seg} segments of {spf} symbols do not hold the {k} "
                                f"symbols of a {h}x{w} image at ratio {self.model.ratio}")
             pend = self._pending
+            if pend is not None and pend["id"] == image_id and pend["shape"] == (h, w) and \
+                    (pend["spf"], pend["num_seg"]) != (spf, num_seg):
+                # the same image in frames of another size: a damaged or forged frame
+                raise PduError(f"a frame of {spf} symbols (1 of {num_seg}) for image "
+                               f"{image_id}, whose frames carry {pend['spf']} (1 of "
+                               f"{pend['num_seg']})")
             if pend is not None and (pend["id"] != image_id or pend["shape"] != (h, w)):
                 images.append(self._emit(pend))  # a new image started: the old one is done
                 pend = None
