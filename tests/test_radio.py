@@ -32,22 +32,26 @@ def genjscc(*args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def test_file_arrives_exact_over_impaired_virtual_radio(tmp_path):
-    """12 kB of random bytes at Es/N0 = 8 dB with CFO 0.3 subcarrier, 20 ppm and 3 taps:
-    the receiver writes the file under its name, byte for byte, and says so in JSON."""
+def test_files_arrive_exact_over_impaired_virtual_radio(tmp_path):
+    """12 kB of random bytes and 3 kB of English, LM-compressed (--compress lm: the random
+    bytes go stored, the text through lm-small's range coder), at Es/N0 = 8 dB with CFO 0.3
+    subcarrier, 20 ppm and 3 taps: the receiver decompresses them and writes each under its
+    name, byte for byte, and says so in JSON."""
     src = tmp_path / "payload.bin"
     src.write_bytes(np.random.default_rng(0).bytes(12_000))
+    text = tmp_path / "notes.txt"
+    text.write_bytes((REPO / "docs" / "radio.md").read_bytes()[:3000])
     tx_port, rx_port = free_port(), free_port()
     out = tmp_path / "rx"
     rx = genjscc("radio", "receive", "--radio", f"zmq:tcp://127.0.0.1:{rx_port}", "--out",
-                 str(out), "--idle-timeout", "90", "--count", "1", "--json")
+                 str(out), "--idle-timeout", "90", "--count", "2", "--json")
     chan = genjscc("radio", "channel", "--from", f"tcp://127.0.0.1:{tx_port}", "--to",
                    f"tcp://127.0.0.1:{rx_port}", "--snr", "8", "--cfo", "0.3", "--sro-ppm", "20",
                    "--multipath", "3tap", "--seed", "3", "--json")
-    tx = genjscc("radio", "send", str(src), "--radio", f"zmq:tcp://127.0.0.1:{tx_port}",
-                 "--json")
+    tx = genjscc("radio", "send", str(src), str(text), "--compress", "lm", "--radio",
+                 f"zmq:tcp://127.0.0.1:{tx_port}", "--json")
     try:
-        rx_out, rx_err = rx.communicate(timeout=120)
+        rx_out, rx_err = rx.communicate(timeout=150)
     finally:
         for proc in (tx, chan, rx):
             proc.terminate()
@@ -55,13 +59,31 @@ def test_file_arrives_exact_over_impaired_virtual_radio(tmp_path):
             proc.wait(timeout=10)
     assert rx.returncode == 0, rx_err[-2000:]
     summaries = [json.loads(line) for line in rx_out.splitlines()]
-    files = [s for s in summaries if "complete" in s]
-    assert files and files[0]["complete"] and files[0]["name"] == "payload.bin"
-    assert files[0]["bytes"] == 12_000 and 5.0 < files[0]["mean_snr_db"] < 11.0
+    files = {s["name"]: s for s in summaries if "complete" in s}
+    assert set(files) == {"payload.bin", "notes.txt"}, summaries
+    assert all(f["complete"] and "error" not in f for f in files.values())
+    assert files["payload.bin"]["bytes"] == 12_000 and files["notes.txt"]["bytes"] == 3000
+    assert 5.0 < files["payload.bin"]["mean_snr_db"] < 11.0
     assert (out / "payload.bin").read_bytes() == src.read_bytes()
+    assert (out / "notes.txt").read_bytes() == text.read_bytes()
     chan_out = chan.stdout.read()
     counters = json.loads(chan_out.splitlines()[-1])["channel"]
     assert counters["samples_in"] > 0
+
+
+def test_a_damaged_lm_container_is_reported_never_written_as_the_file(tmp_path):
+    """A container whose chunk fails its CRC after reassembly (a forged sender): the receiver
+    keeps it as NAME.lm-damaged.gjz and reports complete false with the reason."""
+    from genjscc.commands.radio import _lm_restore
+    from genjscc.core.source import compress, load_model
+
+    blob = bytearray(compress(b"hello radio " * 40, load_model("small"), chunk_size=128,
+                              keep_chunks=True))
+    blob[-3] ^= 0x10
+    data, problem = _lm_restore(bytes(blob))
+    assert data == b"" and "damaged" in problem
+    data, problem = _lm_restore(b"not a container at all")
+    assert data == b"" and "refused" in problem
 
 
 def test_bad_radio_and_missing_file_say_what_to_do(tmp_path, capsys):

@@ -478,21 +478,40 @@ def _write_image(images: _LazyImages, image_id: int, out_dir: Path, as_json: boo
 
 def _write_file(assembler, file_id: int, out_dir: Path, per_file: dict, as_json: bool) -> None:
     desc, content = assembler.message(file_id)
-    data = content
+    data, problem = content, None
     if desc.get("compression") == "lm":
-        from genjscc.core.source.codec import decompress, model_for_container
-
-        result = decompress(content, model_for_container(content))
-        data = result.data
+        data, problem = _lm_restore(content)
     # Base name only, never a path: a sender must not choose where the file lands.
     name = Path(str(desc.get("name", ""))).name
     if name in ("", ".", ".."):
         name = f"{file_id:08x}.bin"
+    if problem is not None:  # never a partial file under the original name
+        name = f"{name}.lm-damaged.gjz"
+        data = content
     path = out_dir / name
     tmp = path.with_name(f".{name}.part")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-    _report(_summary(assembler, file_id, (desc, data, path), per_file, complete=True), as_json)
+    summary = _summary(assembler, file_id, (desc, data, path), per_file,
+                       complete=problem is None)
+    if problem is not None:
+        summary["error"] = problem
+    _report(summary, as_json)
+
+
+def _lm_restore(container: bytes) -> tuple[bytes, str | None]:
+    """The original bytes of an LM container that arrived whole, or (b"", why not): a
+    sender's container may name a model this host lacks, or be forged."""
+    from genjscc.core.source.codec import decompress, model_for_container
+    from genjscc.errors import GenjsccError
+
+    try:
+        result = decompress(container, model_for_container(container))
+    except GenjsccError as error:
+        return b"", f"LM container refused: {error}"
+    if not result.ok:
+        return b"", f"LM container damaged: {result.summary()}"
+    return result.data, None
 
 
 def _summary(assembler, file_id: int, written, per_file: dict, complete: bool) -> dict:
