@@ -92,3 +92,30 @@ def test_mcs_packets_over_the_burst_phy():
     for f in frames:
         rebuilt = PacketCodec(477, f.header.num_symbols, const.bits_per_symbol)
         assert parse_packet(rebuilt.decode(f.llr())) is not None
+
+
+@pytest.mark.parametrize("desc", [b"not json", b'["a list"]', b'{"name": 3, "content_len": 0}',
+                                  b'{"name": "x", "content_len": 999999}', b'{"name": "x"}'])
+def test_a_forged_description_is_a_value_error_not_a_crash(desc):
+    """Packets whose CRCs pass but whose description no FileSender wrote."""
+    import struct
+
+    from genjscc.core.link.file_transfer import Packet
+
+    block = np.zeros(100, np.uint8)
+    message = struct.pack(">H", len(desc)) + desc
+    block[:len(message)] = np.frombuffer(message, np.uint8)
+    assembler = FileAssembler(100)
+    payload = encode_packet(block[None, :], 5, 0).tobytes()
+    done = assembler.add(parse_packet(Packet(5, 0, 1, payload).to_bytes()))
+    assert done == 5
+    with pytest.raises(ValueError, match="unreadable description"):
+        assembler.message(done)
+
+
+def test_an_image_name_record_carries_the_image_id():
+    sender = FileSender("photo.jpg", b"", 0, "none", 100, image_id=0xABCDEF01)
+    assembler = FileAssembler(100)
+    done = assembler.add(parse_packet(sender.packet(0)))
+    desc, content = assembler.message(done)
+    assert desc["image_id"] == "abcdef01" and desc["name"] == "photo.jpg" and content == b""

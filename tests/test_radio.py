@@ -254,7 +254,8 @@ def test_example_flowgraphs_tx_channel_rx_together(tmp_path):
 
 def test_jscc_image_over_virtual_radio_at_0_db(tmp_path):
     """`send --jscc`: a 192x128 image as analog Deep JSCC symbols at Es/N0 = 0 dB with CFO
-    0.3 subcarrier; the received PNG is within 1.5 dB PSNR of the model over plain AWGN."""
+    0.3 subcarrier; the received PNG bears the sent name and is within 1.5 dB PSNR of the
+    model over plain AWGN."""
     import torch
     from PIL import Image
 
@@ -282,10 +283,12 @@ def test_jscc_image_over_virtual_radio_at_0_db(tmp_path):
     assert rx.returncode == 0, rx_err[-2000:]
     summary = next(json.loads(line) for line in rx_out.splitlines() if '"complete"' in line)
     assert summary["complete"] and (summary["height"], summary["width"]) == (128, 192)
+    # the name record (rate 1/3 QPSK, sent before the image) names the reconstruction
+    assert summary["name"] == "crop.png" and Path(summary["path"]).name == "crop.png"
     got = np.asarray(Image.open(summary["path"]))
 
     def as_float(p):
-        return torch.from_numpy(np.ascontiguousarray(p)).permute(2, 0, 1).float() / 255.0
+        return torch.from_numpy(np.array(p)).permute(2, 0, 1).float() / 255.0
 
     model = load_model(model_name("1/6"))
     ref = as_float(pixels)

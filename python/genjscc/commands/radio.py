@@ -43,6 +43,10 @@ examples:
 """
 
 PACKET_BLOCK_LEN = 460  # payload bytes per packet: 477-byte packets fit one BG2 code block
+# An image's name record: one 477-byte packet and one repair, rate 1/3 on QPSK (121 OFDM
+# symbols each; decodable near -1 dB, below the 0 dB where JSCC images are still usable).
+NAME_CODE_RATE = 1 / 3
+NAME_REPAIR_PACKETS = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -279,6 +283,7 @@ def _send_images(args) -> int:
             raise GenjsccError(f"cannot read image {name}: {error}") from error
         images.append((Path(name).name, pixels, *image_frames(pixels, model, args.jscc_snr)))
     kind, _ = parse_radio(args.radio)
+    names = _image_name_frames(images)
     tb = gr.top_block("genjscc radio send --jscc")
     tx = burst_ofdm_tx(continuous=(kind == "zmq"), burst_tags=(kind == "uhd"))
     tb.connect(tx, *_radio_sink(args))
@@ -287,8 +292,8 @@ def _send_images(args) -> int:
     try:
         passes = 0
         while not stop["now"] and (passes == 0 or args.repeat):
-            for _, _, _, frames in images:
-                for frame in frames:
+            for (_, _, _, frames), name_frames in zip(images, names, strict=True):
+                for frame in [*name_frames, *frames]:
                     while tx.num_queued() >= 8 and not stop["now"]:
                         time.sleep(0.002)
                     tx.to_basic_block()._post(pmt.intern("in"), pmt.cons(
@@ -305,6 +310,25 @@ def _send_images(args) -> int:
                  "width": pixels.shape[1], "frames_sent": len(frames) * max(passes, 1),
                  "jscc_snr_db": args.jscc_snr}, args.json)
     return 0
+
+
+def _image_name_frames(images: list) -> list[list]:
+    """Per image, the packed-bit PDUs of its name record: one packet (a FileSender with the
+    image id and no content) and NAME_REPAIR_PACKETS repairs (either one restores it),
+    LDPC-coded at NAME_CODE_RATE on QPSK so that the name arrives where the analog image is
+    usable (near 0 dB)."""
+    import numpy as np
+
+    from genjscc.core.link.file_transfer import OVERHEAD, FileSender, PacketCodec
+
+    codec = PacketCodec(PACKET_BLOCK_LEN + OVERHEAD, PacketCodec.ofdm_symbols_for(
+        PACKET_BLOCK_LEN + OVERHEAD, NAME_CODE_RATE, 2), 2)
+    out = []
+    for name, _, image_id, _ in images:
+        record = FileSender(name, b"", 0, "none", PACKET_BLOCK_LEN, image_id=image_id)
+        out.append([np.packbits(codec.encode(record.packet(i)))
+                    for i in range(record.num_source + NAME_REPAIR_PACKETS)])
+    return out
 
 
 # -- channel ------------------------------------------------------------------------------------
@@ -421,21 +445,21 @@ def _receive(args) -> int:
             last = time.monotonic()
             per_file[packet.file_id] = per_file.get(packet.file_id, 0) + 1
             finished = assembler.add(packet, meta.get("snr_db"))
-            if finished is not None:
+            if finished is not None and not images.take_name(assembler, finished):
                 done.append(finished)
                 _write_file(assembler, finished, out_dir, per_file, args.json)
     finally:
         tb.stop()
         tb.wait()
     for file_id in assembler.decoders:
-        if file_id not in done:
+        if file_id not in done and file_id not in images.name_records:
             _report(_summary(assembler, file_id, None, per_file, complete=False), args.json)
     for image_id in images.pending():
         if image_id not in done:
             _write_image(images, image_id, out_dir, args.json)
     counts["image_header_failures"] = images.header_failures()
     _report({"receiver": {**counts, **rx.stats()}}, args.json)
-    expected = len(assembler.decoders) + len(images.pending())
+    expected = len(assembler.decoders) - len(images.name_records) + len(images.pending())
     return 0 if expected and len(done) == expected else 1
 
 
@@ -445,6 +469,23 @@ class _LazyImages:
     def __init__(self, ratio: str):
         self.ratio = ratio
         self.collector = None
+        self.names: dict[int, str] = {}  # image id -> the sender's file name
+        self.name_records: set[int] = set()  # file ids of the name records
+
+    def take_name(self, assembler, file_id: int) -> bool:
+        """True if the completed file ``file_id`` is an image's name record (then kept)."""
+        try:
+            desc, _ = assembler.message(file_id)
+            image_id = int(desc["image_id"], 16) if "image_id" in desc else None
+        except (ValueError, TypeError):
+            return False  # _write_file reports the unreadable description
+        if image_id is None:
+            return False
+        self.name_records.add(file_id)
+        name = Path(desc["name"]).name  # base name only, as for files
+        if name not in ("", ".", ".."):
+            self.names[image_id] = name
+        return True
 
     def add(self, symbols, noise_var):
         if self.collector is None:
@@ -465,19 +506,27 @@ def _write_image(images: _LazyImages, image_id: int, out_dir: Path, as_json: boo
     from PIL import Image
 
     pixels, snr, missing = images.collector.decode(image_id)
-    path = out_dir / f"image_{image_id:08x}.png"
+    name = images.names.get(image_id)
+    # the reconstruction is a PNG whatever the sender's format; unnamed: its image id
+    path = out_dir / (f"{Path(name).stem}.png" if name else f"image_{image_id:08x}.png")
     tmp = path.with_name(f".{path.name}.part")
     Image.fromarray(pixels).save(tmp, format="PNG")
     os.replace(tmp, path)
     header = images.collector.pending[image_id].header
-    _report({"image_id": f"{image_id:08x}", "path": str(path), "complete": missing == 0,
+    _report({"name": name, "image_id": f"{image_id:08x}", "path": str(path),
+             "complete": missing == 0,
              "height": header.height, "width": header.width,
              "frames_decoded": header.num_segments - missing, "frames_missing": missing,
              "mean_snr_db": round(snr, 2)}, as_json)
 
 
 def _write_file(assembler, file_id: int, out_dir: Path, per_file: dict, as_json: bool) -> None:
-    desc, content = assembler.message(file_id)
+    try:
+        desc, content = assembler.message(file_id)
+    except ValueError as error:  # a forged description: nothing to write
+        summary = _summary(assembler, file_id, None, per_file, complete=False)
+        _report({**summary, "error": str(error)}, as_json)
+        return
     data, problem = content, None
     if desc.get("compression") == "lm":
         data, problem = _lm_restore(content)

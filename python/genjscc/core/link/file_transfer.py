@@ -114,6 +114,8 @@ class FileSender:
         size: the original file size in bytes.
         compression: ``"none"`` or the compressor's name, for the receiver.
         block_len: payload bytes per packet.
+        image_id: set for the name record of an image sent as analog JSCC frames (no
+            content): the receiver names that image's reconstruction after ``name``.
     """
 
     name: str
@@ -121,12 +123,16 @@ class FileSender:
     size: int
     compression: str = "none"
     block_len: int = 460
+    image_id: int | None = None
     file_id: int = field(init=False)
     blocks: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        desc = json.dumps({"name": self.name, "size": self.size, "content_len":
-                           len(self.content), "compression": self.compression}).encode()
+        fields = {"name": self.name, "size": self.size, "content_len": len(self.content),
+                  "compression": self.compression}
+        if self.image_id is not None:
+            fields["image_id"] = f"{self.image_id:08x}"
+        desc = json.dumps(fields).encode()
         if len(desc) > 0xFFFF:
             raise ValueError("file name too long")
         message = struct.pack(">H", len(desc)) + desc + self.content
@@ -174,8 +180,19 @@ class FileAssembler:
         return packet.file_id if dec.complete else None
 
     def message(self, file_id: int) -> tuple[dict, bytes]:
-        """(description, content) of a complete file."""
+        """(description, content) of a complete file.
+
+        Raises:
+            ValueError: the description is not what a FileSender writes (a forged or
+                foreign sender: the packets' CRCs only say they arrived as sent).
+        """
         data = self.decoders[file_id].decode().reshape(-1).tobytes()
         (length,) = struct.unpack(">H", data[:2])
-        desc = json.loads(data[2 : 2 + length].decode())
-        return desc, data[2 + length : 2 + length + int(desc["content_len"])]
+        try:
+            desc = json.loads(data[2 : 2 + length].decode())
+            content_len = int(desc["content_len"])
+            if not isinstance(desc.get("name"), str) or not 0 <= content_len <= len(data):
+                raise ValueError("bad name or content length")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"file {file_id:08x}: unreadable description ({error})") from None
+        return desc, data[2 + length : 2 + length + content_len]
