@@ -22,10 +22,15 @@ CFAR: under white Gaussian noise ``rho2`` for one CFO bin is Beta(1, L - 1) dist
 threshold takes a union bound over the ``2 repeats`` bins, so a false detection happens with
 probability at most ``false_alarm_rate`` per tested sample.
 
-Cost: the FFT bank is evaluated only where a cheap gate passes (the energy of the segment
-correlations, ``sum_k |c(t + k period)|^2 / ||r[t:t+L]||^2``, which is CFO-insensitive); the
-gate passes about ``gate_pass_rate`` of noise samples, so it only trims the cost, never the
-false-alarm guarantee.
+Cost: the bank (one real matrix product per tested start) runs only where two cheap,
+CFO-insensitive gates pass: the energy of the segment correlations,
+``sum_k |c(t + k period)|^2 / ||r[t:t+L]||^2``, and the covered lag-``period``
+autocorrelation ``|sum_k b_k b_(k+1) sum_n r(t+k period+n) conj(r(t+(k+1) period+n))|^2 /
+||r[t:t+L]||^4``. Each passes about ``gate_pass_rate`` of noise samples; inside OFDM data the
+first passes a quarter of the starts (band-limited signal, like the tones), the second about
+``gate_pass_rate``, which made the detector 4-5x cheaper on back-to-back frames. The gates
+only trim the cost, never the false-alarm guarantee; they cost detection probability only far
+below the design point (-10 dB per sample: 45 % of preambles, -7 dB: 99.5 %).
 """
 
 from __future__ import annotations
@@ -149,6 +154,21 @@ class PreambleDetector:
                      if gate_pass_rate < 1.0 else 0.0)
         self._short_conj = torch.from_numpy(np.conj(preamble.short).astype(np.complex64))
         self._cover = torch.from_numpy(preamble.cover)
+        self._pair_signs = torch.from_numpy(
+            (preamble.cover[:-1] * preamble.cover[1:]).astype(np.complex64))
+        # |A|^2 / energy^2 of noise is about exponential with mean (L - period) / L^2:
+        # this bound passes gate_pass_rate of noise starts (0: no second gate)
+        self._autocorr_gate = (math.log(1.0 / gate_pass_rate) * (length - preamble.period)
+                               / length ** 2) if gate_pass_rate < 1.0 else 0.0
+        # w[k, m] = cover[k] exp(-2 pi i k m / num_bins) as a real [2 repeats, 2 num_bins]
+        # matrix acting on [re, im]-interleaved rows: out = [Re(a w) | Im(a w)]
+        k = np.arange(preamble.repeats)[:, None]
+        m = np.arange(self.num_bins)[None, :]
+        w = preamble.cover[:, None] * np.exp(-2j * np.pi * k * m / self.num_bins)
+        real = np.zeros((2 * preamble.repeats, 2 * self.num_bins), np.float32)
+        real[0::2, : self.num_bins], real[0::2, self.num_bins :] = w.real, w.imag
+        real[1::2, : self.num_bins], real[1::2, self.num_bins :] = -w.imag, w.real
+        self._cover_dft = torch.from_numpy(real)
         self._short_norm2 = float(np.sum(np.abs(preamble.short) ** 2))
         self._norm2 = float(np.sum(np.abs(preamble.samples) ** 2))
 
@@ -172,10 +192,7 @@ class PreambleDetector:
         num = x.shape[1] - p.length + 1
         if num < 1:
             raise ValueError(f"need at least {p.length} samples to look for a preamble")
-        # Matched filter of the short sequence, one shifted multiply-add per tap.
-        c = x[:, : x.shape[1] - p.period + 1] * self._short_conj[0]
-        for n in range(1, p.period):
-            c += x[:, n : n + c.shape[1]] * self._short_conj[n]
+        c = self._matched_filter(x)
         power = x.real.double() ** 2 + x.imag.double() ** 2
         csum = torch.nn.functional.pad(power.cumsum(1), (1, 0))
         energy = (csum[:, p.length :] - csum[:, : num]).float()  # ||r[t:t+L]||^2
@@ -185,20 +202,57 @@ class PreambleDetector:
         # Under noise E[seg_sum] = repeats ||z||^2 s2 and E[energy] = L s2: the ratio below
         # has mean 1 whatever the noise power s2.
         gate = seg_sum * p.period > (self.gate * self._short_norm2) * energy
+        # Second gate: the covered lag-period autocorrelation. The matched-filter energy above
+        # passes a quarter of the starts inside OFDM data (band-limited, like the tones);
+        # this one passes about gate_pass_rate of them, as of noise.
+        autocorr = self._covered_autocorrelation(x, num)
+        gate &= autocorr.real ** 2 + autocorr.imag ** 2 > self._autocorr_gate * energy ** 2
         gate &= good
         rho2 = torch.zeros(x.shape[0], num)
         cfo = torch.zeros(x.shape[0], num)
         rows, cols = torch.nonzero(gate, as_tuple=True)
         if rows.numel():
-            offsets = torch.arange(p.repeats) * p.period
-            segs = c[rows[:, None], cols[:, None] + offsets] * self._cover
-            spec = torch.fft.fft(segs, n=self.num_bins, dim=-1)
-            mag = spec.real ** 2 + spec.imag ** 2
+            # the repeats of every start as a strided view [B, num, repeats] (no copy)
+            span = (p.repeats - 1) * p.period + 1
+            repeats = c[:, : num + span - 1].unfold(1, span, 1)[..., :: p.period]
+            # the CFO bank: a zero-padded DFT of the covered repeats as one real matrix
+            # product ([re, im] interleaved in, [re | im] out): far faster on a CPU than
+            # batches of tiny FFTs or a complex matmul
+            segs = torch.view_as_real(repeats[rows, cols]).reshape(rows.numel(), -1)
+            spec = segs @ self._cover_dft
+            mag = spec[:, : self.num_bins] ** 2 + spec[:, self.num_bins :] ** 2
             best, bins = mag.max(-1)
             rho2[rows, cols] = best / (energy[rows, cols] * self._norm2)
             signed = torch.where(bins >= self.num_bins // 2, bins - self.num_bins, bins)
             cfo[rows, cols] = signed.float() / (self.num_bins * p.period)
         return rho2, cfo
+
+    def _covered_autocorrelation(self, x: torch.Tensor, num: int) -> torch.Tensor:
+        """``A(t) = sum_k b_k b_(k+1) sum_(n < period) r(t+k period+n) conj(r(t+(k+1) period
+        +n))`` for ``t < num``: a preamble at ``t`` gives ``|A| ~ (L - period) S``
+        whatever its CFO (the phase is common), noise and OFDM data about ``sqrt(L) N``."""
+        p = self.preamble
+        prod = (x[:, : -p.period] * x[:, p.period :].conj()).to(torch.complex128)
+        cs = torch.nn.functional.pad(prod.cumsum(1), (1, 0))
+        # box[t] = sum of prod[t : t + period]; the running sum in double, the rest in single
+        box = (cs[:, p.period :] - cs[:, : -p.period]).to(torch.complex64)
+        # sum_k w_k box[t + k period] for all t at once: a correlation with a sparse kernel
+        width = box.shape[1]
+        size = _fast_len(width)
+        kernel = torch.zeros(size, dtype=torch.complex64)
+        kernel[: (p.repeats - 1) * p.period : p.period] = self._pair_signs
+        spectrum = torch.fft.fft(box, n=size, dim=1) * torch.conj(torch.fft.fft(kernel))
+        return torch.fft.ifft(spectrum, dim=1)[:, :num]
+
+    def _matched_filter(self, x: torch.Tensor) -> torch.Tensor:
+        """``c[b, t] = sum_n x[b, t + n] conj(short[n])`` for ``t <= T - period``, by FFT: the
+        circular correlation of length ``N >= T`` equals the linear one where no index
+        wraps (one FFT pair per row instead of ``period`` passes over the stream)."""
+        period, width = self.preamble.period, x.shape[1]
+        size = _fast_len(width)
+        spectrum = torch.fft.fft(x, n=size, dim=1)
+        spectrum *= torch.conj(torch.fft.fft(self._short_conj.conj(), n=size))
+        return torch.fft.ifft(spectrum, dim=1)[:, : width - period + 1]
 
     def detect(self, samples: torch.Tensor, min_spacing: int | None = None) -> list[Detection]:
         """Preambles in ``samples`` (complex ``[B, T]`` or ``[T]``), in order of position.
@@ -264,6 +318,22 @@ def _as_batch(samples: torch.Tensor | np.ndarray) -> torch.Tensor:
         raise TypeError(f"samples must be complex, got {x.dtype}")
     x = x.to(torch.complex64)
     return x.unsqueeze(0) if x.dim() == 1 else x
+
+
+def _fast_len(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= n`` (FFT sizes that pocketfft and MKL do fastest)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    five = 1
+    while five < best:
+        three = five
+        while three < best:
+            two = three
+            while two < n:
+                two *= 2
+            best = min(best, two)
+            three *= 3
+        five *= 5
+    return best
 
 
 def _strided_sum(a: torch.Tensor, stride: int, count: int, num: int) -> torch.Tensor:
