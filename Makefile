@@ -10,7 +10,9 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 PIP       := $(PY) -m pip --disable-pip-version-check -q
 DEMO_OUT  ?= demo-report
-PYTEST_ARGS ?=
+# Two test processes (pytest-xdist), one test file each at a time: many tests wait on servers,
+# flowgraphs and subprocesses, so two files at once use both cores. PYTEST_ARGS= runs serially.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 # Two cores: keep torch from oversubscribing them when several processes run.
 export OMP_NUM_THREADS ?= 2
 
