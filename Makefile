@@ -53,7 +53,7 @@ demo: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/genjscc demo --out $(DEMO_OUT)
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$(if $(findstring -n,$(PYTEST_ARGS)),1,$(OMP_NUM_THREADS)) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/run_all.py
