@@ -187,7 +187,7 @@ def test_exact_llr_equals_brute_force(name):
         assert np.all(err <= 1e-5 * np.maximum(1.0, np.abs(ref))), (name, noise_var, err.max())
 
 
-@pytest.mark.parametrize("name", ["16qam", "256qam"])
+@pytest.mark.parametrize("name", ["qpsk", "16qam", "256qam"])
 def test_per_symbol_noise_var(name):
     """A per-symbol N0 (after equalization) gives each symbol the LLRs of its own N0."""
     c = constellation(name)

@@ -136,6 +136,9 @@ class Constellation:
                 "idx01": torch.stack([self._idx0, self._idx1], dim=1).to(device),
                 "sorted_bits": self._sorted_bits.to(device),
                 "weights": (1 << torch.arange(bps - 1, -1, -1, dtype=torch.int32)).to(device),
+                # the level of an axis' first bit = 0 (QPSK's closed-form LLR)
+                "bit0_level": self._amp[self._idx0.reshape(-1)[0]].to(device=device,
+                                                                     dtype=real_dtype),
             }
             self._consts[key] = tabs
         return tabs
@@ -210,6 +213,10 @@ class Constellation:
             # Real noise variance N0/2 on Re(y): LLR = 2 Re(y) / (N0/2); max-log is exact.
             return 4.0 * (y.real if y.is_complex() else y) / nv
         shape = y.shape
+        if self._m == 1:  # QPSK: one bit per axis, levels +-a: the exact LLR is 4 a r / N0
+            a0 = self._tables(y.device, nv.dtype)["bit0_level"]
+            llr = torch.stack([y.real, y.imag], dim=-1) * (4.0 * a0 / nv).unsqueeze(-1)
+            return llr.reshape(*shape[:-1], shape[-1] * 2)
         flat_y = y.reshape(-1)
         flat_nv = nv.expand(shape).reshape(-1)
         tabs = self._tables(y.device, flat_nv.dtype)
