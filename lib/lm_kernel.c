@@ -274,33 +274,36 @@ static int frequencies(const gj_lm_model *m, const int64_t *logits, int64_t *q) 
     return 0;
 }
 
-/* One layer's gates -> new cell and hidden state for `rows` rows: x (layer 0: rows of the
- * int32 input table, x32[r]; deeper layers: int64 rows x64 + r g) plus the rescaled h GEMM
- * `acc`, as quantized.py's torch step. */
-static void cell_update(const gj_lm_model *m, int64_t rows, const int32_t *const *x32,
-                        const int64_t *x64, const int32_t *acc, const int64_t *mult,
-                        const int64_t *c_old, int64_t *h_new, int64_t *c_new, int16_t *hout,
-                        int64_t xs) {
-    const int64_t h = m->hidden, g = 4 * h;
+/* Table indexes of one row's gate pre-activations: x (the input part, int32 table row or
+ * int64) plus the rescaled h GEMM `acc`, clamped to the tables (lut()). */
+static __attribute__((noinline)) void gate_indexes(int64_t g, const int32_t *x32,
+                                                   const int64_t *x64, const int32_t *acc,
+                                                   const int64_t *mult, int32_t *index) {
+    for (int64_t k = 0; k < g; k++) {
+        int64_t i = (x32 ? x32[k] : x64[k]) + rescale(acc[k], mult[k]) + LUT_OFFSET;
+        i = i < 0 ? 0 : i;
+        index[k] = (int32_t)(i > LUT_SIZE - 1 ? LUT_SIZE - 1 : i);
+    }
+}
+
+/* One row's gates (table indexes, rows i, f, o then g) -> new cell and hidden state, as
+ * quantized.py's torch step. */
+static __attribute__((noinline)) void cell_row(const gj_lm_model *m, const int32_t *index,
+                                               const int64_t *c_old, int64_t *h_new,
+                                               int64_t *c_new, int16_t *hout) {
+    const int64_t h = m->hidden;
     const int shift = 2 * OUT_FRAC - GATE_FRAC; /* i * g is Q30: back to Q12, rounded */
-    for (int64_t r = 0; r < rows; r++) {
-        const int32_t *a = acc + r * g;
-        int64_t pre[4];
-        for (int64_t j = 0; j < h; j++) {
-            for (int q = 0; q < 4; q++) { /* gate rows i, f, o (sigmoid) then g (tanh) */
-                const int64_t k = q * h + j;
-                pre[q] = (x32 ? x32[r][k] : x64[r * g + k]) + rescale(a[k], mult[k]);
-            }
-            const int64_t i = lut(m->sigmoid, pre[0]), f = lut(m->sigmoid, pre[1]);
-            const int64_t o = lut(m->sigmoid, pre[2]), gg = lut(m->tanh_, pre[3]);
-            int64_t c = (f * c_old[r * h + j] + (1 << (OUT_FRAC - 1))) >> OUT_FRAC;
-            c += (i * gg + (1 << (shift - 1))) >> shift;
-            c = c < -CELL_LIMIT ? -CELL_LIMIT : (c > CELL_LIMIT ? CELL_LIMIT : c);
-            const int64_t hq = (o * lut(m->tanh_, c) * ACT_MAX + (1 << 29)) >> 30;
-            c_new[r * h + j] = c;
-            h_new[r * h + j] = hq;
-            hout[r * xs + j] = (int16_t)hq;
-        }
+    const int32_t *sig = m->sigmoid, *tanh_ = m->tanh_;
+    for (int64_t j = 0; j < h; j++) {
+        const int64_t i = sig[index[j]], f = sig[index[h + j]], o = sig[index[2 * h + j]];
+        const int64_t gg = tanh_[index[3 * h + j]];
+        int64_t c = (f * c_old[j] + (1 << (OUT_FRAC - 1))) >> OUT_FRAC;
+        c += (i * gg + (1 << (shift - 1))) >> shift;
+        c = c < -CELL_LIMIT ? -CELL_LIMIT : (c > CELL_LIMIT ? CELL_LIMIT : c);
+        const int64_t hq = (o * lut(tanh_, c) * ACT_MAX + (1 << 29)) >> 30;
+        c_new[j] = c;
+        h_new[j] = hq;
+        hout[j] = (int16_t)hq;
     }
 }
 
@@ -316,8 +319,9 @@ static int work_rows(work_t *w) {
     /* x: deeper layers' input gates, then the logits */
     int64_t *x = (int64_t *)malloc(sizeof(int64_t) * (size_t)(rows * (m->layers > 1 ? width : v)));
     const int32_t **x32 = (const int32_t **)malloc(sizeof(int32_t *) * (size_t)rows);
+    int32_t *index = (int32_t *)malloc(sizeof(int32_t) * (size_t)g);
     int rc = 0;
-    if (!hin || !acc || !x || !x32) {
+    if (!hin || !acc || !x || !x32 || !index) {
         rc = -1;
         goto done;
     }
@@ -337,8 +341,11 @@ static int work_rows(work_t *w) {
         for (int64_t r = 0; r < rows; r++)
             for (int64_t j = 0; j < h; j++) hin[r * xs + j] = (int16_t)h_old[r * h + j];
         gemm(w->isa, hin, rows, xs, kp2, m->w_hh[layer], g, acc, g);
-        cell_update(m, rows, layer ? NULL : x32, x, acc, m->w_hh_mult[layer], c_old, h_new,
-                    c_new, hout, xs);
+        for (int64_t r = 0; r < rows; r++) {
+            gate_indexes(g, layer ? NULL : x32[r], x + r * g, acc + r * g, m->w_hh_mult[layer],
+                         index);
+            cell_row(m, index, c_old + r * h, h_new + r * h, c_new + r * h, hout + r * xs);
+        }
     }
     gemm(w->isa, hout, rows, xs, kp2, m->head, v, acc, v);
     for (int64_t r = 0; r < rows && rc == 0; r++) {
@@ -347,7 +354,7 @@ static int work_rows(work_t *w) {
         rc = frequencies(m, x + r * v, w->freqs + (w->r0 + r) * v);
     }
 done:
-    free(hin), free(acc), free(x), free(x32);
+    free(hin), free(acc), free(x), free(x32), free(index);
     return rc;
 }
 
