@@ -6,9 +6,12 @@
  * operations (table lookups, rescaling, the frequency table), each paying torch's per-op cost.
  * This kernel computes the same integers (docs/lm-compression.md, "arithmetic"):
  *
- *   - Matrix products: int8 weights stored widened to int16 and packed so that one
- *     _mm256_madd_epi16 multiplies 8 outputs x 2 inputs and adds the pairs into int32
- *     (AVX2), 4 rows x 16 outputs per register tile; a portable C loop elsewhere. Every
+ *   - Matrix products: int8 weights (2.4 MB for H = 768, a quarter of the torch step's
+ *     float32 copy) packed so that one 16-byte load, sign-extended to int16, feeds
+ *     _mm256_madd_epi16 with 8 outputs x 2 inputs against a broadcast int16 input pair, the
+ *     pairs added into int32 (AVX2), 4 rows x 16 outputs per register tile; a portable C
+ *     loop elsewhere. (Widening is exact for every int8 value; _mm256_maddubs_epi16 would
+ *     saturate on signed x signed products, and without VNNI it needs as many multiplies.) Every
  *     product and sum is an exact integer (|sum| <= K * 128 * 128 < 2**31 for K <= 1040),
  *     so the result equals the float32 GEMM's whatever the order: the same bits as the
  *     torch path by construction, not by luck.
@@ -17,7 +20,7 @@
  *     division of non-negative integers, the first largest entry taking the deficit).
  *   - Rows are independent: threads (pthreads, no OpenMP runtime beside torch's) take
  *     contiguous row ranges, each streaming the whole weight matrix once per step; the outer
- *     loop runs over 16-output weight blocks (24 KB each for H = 768, L1-resident) and the
+ *     loop runs over 16-output weight blocks (12 KB each for H = 768, L1-resident) and the
  *     inner over 4-row tiles, so a block is read from memory once per thread.
  *   - Dispatch: AVX2 code is compiled with a target attribute (no -march) and chosen at run
  *     time when the CPU has AVX2; the caller may force the portable path (isa 0).
@@ -66,12 +69,12 @@ typedef struct {
     int32_t vocab;        /* head rows */
     int32_t exp_size;     /* entries of the exp table */
     const int32_t *input_table;                 /* [257][G] Q12, first layer's x + biases */
-    const int16_t *w_hh[GJ_LM_MAX_LAYERS];      /* packed (gj_lm_pack) [G][H] */
+    const int8_t *w_hh[GJ_LM_MAX_LAYERS];      /* packed (gj_lm_pack) [G][H] */
     const int64_t *w_hh_mult[GJ_LM_MAX_LAYERS]; /* [G] Q24 */
-    const int16_t *w_ih[GJ_LM_MAX_LAYERS];      /* layers >= 1: packed [G][H] */
+    const int8_t *w_ih[GJ_LM_MAX_LAYERS];      /* layers >= 1: packed [G][H] */
     const int64_t *w_ih_mult[GJ_LM_MAX_LAYERS];
     const int64_t *b_ih[GJ_LM_MAX_LAYERS];      /* [G] Q12 */
-    const int16_t *head;                        /* packed [vocab][H] */
+    const int8_t *head;                        /* packed [vocab][H] */
     const int64_t *head_mult;                   /* [vocab] Q24 */
     const int64_t *head_bias;                   /* [vocab] Q8 */
     const int32_t *sigmoid;                     /* [LUT_SIZE] Q15 */
@@ -92,18 +95,19 @@ int gj_lm_best_isa(void) {
 }
 
 /* ---- packed weights ----------------------------------------------------------------------
- * W [n][k] int8 -> int16 blocks of 8 outputs: packed[((jb * kp2) + p) * 16 + 2 jj + e] =
- * W[8 jb + jj][2 p + e] (zero beyond n or k), kp2 = ceil(k / 2). One 16-int16 vector holds
- * 8 outputs x 2 inputs: what _mm256_madd_epi16 multiplies by a broadcast input pair. */
+ * W [n][k] int8 -> int8 blocks of 8 outputs: packed[((jb * kp2) + p) * 16 + 2 jj + e] =
+ * W[8 jb + jj][2 p + e] (zero beyond n or k), kp2 = ceil(k / 2). 16 bytes hold 8 outputs x
+ * 2 inputs: sign-extended to int16, what _mm256_madd_epi16 multiplies by a broadcast input
+ * pair. */
 
 static int64_t blocks_of(int64_t n) { return (n + 7) / 8; }
 static int64_t pairs_of(int64_t k) { return (k + 1) / 2; }
 
 int64_t gj_lm_packed_size(int64_t n, int64_t k) { return blocks_of(n) * pairs_of(k) * 16; }
 
-void gj_lm_pack(const int8_t *w, int64_t n, int64_t k, int16_t *packed) {
+void gj_lm_pack(const int8_t *w, int64_t n, int64_t k, int8_t *packed) {
     const int64_t kp2 = pairs_of(k);
-    memset(packed, 0, sizeof(int16_t) * (size_t)gj_lm_packed_size(n, k));
+    memset(packed, 0, (size_t)gj_lm_packed_size(n, k));
     for (int64_t j = 0; j < n; j++)
         for (int64_t i = 0; i < k; i++)
             packed[((j / 8) * kp2 + i / 2) * 16 + 2 * (j % 8) + (i % 2)] = w[j * k + i];
@@ -114,9 +118,9 @@ void gj_lm_pack(const int8_t *w, int64_t n, int64_t k, int16_t *packed) {
  * os. */
 
 static void gemm_portable(const int16_t *x, int64_t rows, int64_t xs, int64_t kp2,
-                          const int16_t *w, int64_t n, int32_t *out, int64_t os) {
+                          const int8_t *w, int64_t n, int32_t *out, int64_t os) {
     for (int64_t jb = 0; jb < blocks_of(n); jb++) {
-        const int16_t *wb = w + jb * kp2 * 16;
+        const int8_t *wb = w + jb * kp2 * 16;
         const int64_t width = n - 8 * jb < 8 ? n - 8 * jb : 8;
         for (int64_t r = 0; r < rows; r++) {
             const int16_t *xr = x + r * xs;
@@ -152,13 +156,14 @@ GJ_AVX2 static inline void store_block(int32_t *dst, __m256i v, int64_t width) {
 /* R rows (1..4) x 2 blocks of 8 outputs (b1 may repeat b0 when only one is left; its stores
  * are then skipped): 2 R accumulators, 2 weight vectors and one broadcast in registers. */
 #define GJ_TILE(R)                                                                              \
-    GJ_AVX2 static void tile_##R(const int16_t *x, int64_t xs, int64_t kp2, const __m256i *b0, \
-                                 const __m256i *b1, int32_t *out, int64_t os, int64_t w0,      \
+    GJ_AVX2 static void tile_##R(const int16_t *x, int64_t xs, int64_t kp2, const __m128i *b0, \
+                                 const __m128i *b1, int32_t *out, int64_t os, int64_t w0,      \
                                  int64_t w1) {                                                 \
         __m256i a0[R], a1[R];                                                                  \
         for (int r = 0; r < R; r++) a0[r] = a1[r] = _mm256_setzero_si256();                    \
         for (int64_t p = 0; p < kp2; p++) {                                                    \
-            const __m256i v0 = _mm256_loadu_si256(b0 + p), v1 = _mm256_loadu_si256(b1 + p);    \
+            const __m256i v0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b0 + p));                  \
+            const __m256i v1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b1 + p));                  \
             for (int r = 0; r < R; r++) {                                                      \
                 const __m256i xp = pair_at(x + r * xs + 2 * p);                                \
                 a0[r] = _mm256_add_epi32(a0[r], _mm256_madd_epi16(xp, v0));                    \
@@ -176,11 +181,11 @@ GJ_TILE(3)
 GJ_TILE(4)
 
 GJ_AVX2 static void gemm_avx2(const int16_t *x, int64_t rows, int64_t xs, int64_t kp2,
-                              const int16_t *w, int64_t n, int32_t *out, int64_t os) {
+                              const int8_t *w, int64_t n, int32_t *out, int64_t os) {
     const int64_t nb = blocks_of(n);
     for (int64_t jb = 0; jb < nb; jb += 2) {
-        const __m256i *b0 = (const __m256i *)(w + jb * kp2 * 16);
-        const __m256i *b1 = jb + 1 < nb ? b0 + kp2 : b0;
+        const __m128i *b0 = (const __m128i *)(w + jb * kp2 * 16);
+        const __m128i *b1 = jb + 1 < nb ? b0 + kp2 : b0;
         const int64_t w0 = n - 8 * jb < 8 ? n - 8 * jb : 8;
         const int64_t left = n - 8 * (jb + 1);
         const int64_t w1 = jb + 1 < nb ? (left < 8 ? left : 8) : 0;
@@ -199,7 +204,7 @@ GJ_AVX2 static void gemm_avx2(const int16_t *x, int64_t rows, int64_t xs, int64_
 #endif
 
 static void gemm(int isa, const int16_t *x, int64_t rows, int64_t xs, int64_t kp2,
-                 const int16_t *w, int64_t n, int32_t *out, int64_t os) {
+                 const int8_t *w, int64_t n, int32_t *out, int64_t os) {
 #if GJ_HAVE_AVX2
     if (isa == ISA_AVX2) {
         gemm_avx2(x, rows, xs, kp2, w, n, out, os);
@@ -212,7 +217,7 @@ static void gemm(int isa, const int16_t *x, int64_t rows, int64_t xs, int64_t kp
 
 /* out [rows][n] int32 = x [rows][k] (int8 values) times packed W [n][k] transposed.
  * Returns 0, -1 when memory ran out, -2 on bad arguments (isa 1 where AVX2 is missing). */
-int gj_lm_gemm(const int8_t *x, int64_t rows, int64_t k, const int16_t *packed, int64_t n,
+int gj_lm_gemm(const int8_t *x, int64_t rows, int64_t k, const int8_t *packed, int64_t n,
                int32_t *out, int32_t isa) {
     if (rows < 0 || k < 1 || n < 1 || (isa != ISA_PORTABLE && isa != gj_lm_best_isa()))
         return -2;

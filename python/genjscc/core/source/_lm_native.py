@@ -136,14 +136,15 @@ def _check(rc: int, what: str) -> None:
 
 
 def pack(weight: torch.Tensor) -> torch.Tensor:
-    """int8 ``(n, k)`` CPU weights -> the kernel's packed int16 layout (1-D)."""
+    """int8 ``(n, k)`` CPU weights -> the kernel's packed layout (1-D int8: blocks of 8
+    output rows, input pairs interleaved)."""
     if weight.dtype != torch.int8 or weight.ndim != 2 or weight.device.type != "cpu":
         raise ValueError("pack takes an int8 CPU tensor (n, k)")
     if _LIB is None:
         raise RuntimeError(_REASON)
     w = weight.contiguous()
     n, k = w.shape
-    packed = torch.empty(int(_LIB.gj_lm_packed_size(n, k)), dtype=torch.int16)
+    packed = torch.empty(int(_LIB.gj_lm_packed_size(n, k)), dtype=torch.int8)
     _LIB.gj_lm_pack(w.data_ptr(), n, k, packed.data_ptr())
     return packed
 
