@@ -83,12 +83,13 @@ cfg = json.loads(sys.argv[1])
 data = Path(cfg["input"]).read_bytes()
 model = load_model("small")
 torch.set_num_threads(1)
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 blob = compress(data, model, threads=cfg["threads"])
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 result = decompress(blob, model, threads=cfg["threads"])
-t2 = time.perf_counter()
-print(json.dumps({"encode": t1 - t0, "decode": t2 - t1, "ok": result.ok and result.data == data,
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"encode": t1 - t0, "decode": t2 - t1, "encode_cpu": c1 - c0,
+                  "decode_cpu": c2 - c1, "ok": result.ok and result.data == data,
                   "step": _lm_native.isa() if _lm_native.available() else "torch"}))
 """
 
@@ -130,13 +131,17 @@ def speed_table(data: bytes) -> tuple[str, float]:
     for step in ("auto", "torch"):
         for threads in (1, 2):
             got = speed(data, threads, step)
-            enc, dec = len(data) / 1e3 / got["encode"], len(data) / 1e3 / got["decode"]
+            kb = len(data) / 1e3
+            enc, dec = kb / got["encode"], kb / got["decode"]
             if step == "auto":
                 best = max(best, min(enc, dec))
             name = f"native ({got['step']})" if step == "auto" else "torch (float32 GEMMs)"
-            rows.append([name, threads, f"{enc:.1f}", f"{dec:.1f}", "yes" if got["ok"] else "NO"])
+            rows.append([name, threads, f"{enc:.1f}", f"{dec:.1f}",
+                         f"{kb / got['encode_cpu']:.1f} / {kb / got['decode_cpu']:.1f}",
+                         "yes" if got["ok"] else "NO"])
             print(rows[-1], f"load {os.getloadavg()[0]:.2f}", flush=True)
-    return table(["step", "threads", "encode KB/s", "decode KB/s", "exact"], rows), best
+    return table(["step", "threads", "encode KB/s", "decode KB/s",
+                  "KB per CPU second (encode / decode)", "exact"], rows), best
 
 
 def exactness(text: bytes) -> dict:

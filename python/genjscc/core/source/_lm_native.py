@@ -4,7 +4,8 @@ The shared library is built by both install routes: ``pip install`` (setup.py bu
 extension ``genjscc.core.source._lm_kernel``; ``make setup`` does this in the editable install)
 and CMake (``libgenjscc_lm.so`` installed beside this file). It computes the same integers as
 the torch step of :class:`~genjscc.core.source.quantized.QuantizedByteLM` (exact integer
-arithmetic: no order or rounding to differ in), 4-6x faster.
+arithmetic: no order or rounding to differ in), several times faster (docs/benchmarks.md,
+bench:lm-exact).
 
 ``GENJSCC_LM_KERNEL`` picks the code: ``auto`` (default: AVX2 where the CPU has it, else
 portable C), ``portable`` (the portable C loops on any CPU) or ``torch`` (no native kernel:
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.machinery
+import logging
 import os
 from pathlib import Path
 
@@ -24,13 +26,16 @@ import torch
 from genjscc.core.source import fixed_point as fp
 from genjscc.errors import GenjsccError
 
-__all__ = ["ISA_NAMES", "MAX_LAYERS", "available", "gemm", "isa", "pack", "reason"]
+__all__ = ["ISA_NAMES", "MAX_LAYERS", "NativeStep", "available", "gemm", "isa", "pack", "reason",
+           "warn_fallback"]
 
 _VERSION = 1  # GJ_LM_VERSION of the kernel this binding speaks to
 MAX_LAYERS = 8  # GJ_LM_MAX_LAYERS
 ISA_NAMES = {0: "portable", 1: "avx2"}
 CHOICES = ("auto", "portable", "torch")
 _ENV = "GENJSCC_LM_KERNEL"
+
+log = logging.getLogger(__name__)
 
 _p = ctypes.c_void_p
 
@@ -119,6 +124,19 @@ def available() -> bool:
 def reason() -> str:
     """Where the kernel was loaded from, or why it was not."""
     return _REASON
+
+
+_warned = False
+
+
+def warn_fallback() -> None:
+    """Log, once per process, that the torch step stands in for a missing kernel (not when
+    ``GENJSCC_LM_KERNEL=torch`` asked for it)."""
+    global _warned
+    if not _warned and os.environ.get(_ENV) != "torch":
+        _warned = True
+        log.warning("genjscc: %s; lm-small steps with torch on the CPU (the same integers, "
+                    "several times slower)", _REASON)
 
 
 def isa() -> str:

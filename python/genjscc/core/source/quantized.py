@@ -90,6 +90,8 @@ class QuantizedByteLM:
                 self._native = _lm_native.NativeStep(self.config.layers, self.config.hidden,
                                                      self.t)
             return self._native.step(state, inputs, torch.get_num_threads())
+        if state.device.type == "cpu" and not _lm_native.available():
+            _lm_native.warn_fallback()
         return self.torch_step(state, inputs)
 
     def _runs_native(self, state: torch.Tensor, inputs: torch.Tensor) -> bool:
