@@ -63,6 +63,14 @@
 
 enum { ISA_PORTABLE = 0, ISA_AVX2 = 1 };
 
+/* Loops the compiler vectorizes get an AVX2 build beside the baseline one, chosen when the
+ * library loads (integer code: both builds compute the same values). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define GJ_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define GJ_CLONES
+#endif
+
 typedef struct {
     int32_t layers;       /* 1 .. GJ_LM_MAX_LAYERS */
     int32_t hidden;       /* H; gate rows G = 4 H in the order i, f, o, g */
@@ -281,9 +289,8 @@ static int frequencies(const gj_lm_model *m, const int64_t *logits, int64_t *q) 
 
 /* Table indexes of one row's gate pre-activations: x (the input part, int32 table row or
  * int64) plus the rescaled h GEMM `acc`, clamped to the tables (lut()). */
-static __attribute__((noinline)) void gate_indexes(int64_t g, const int32_t *x32,
-                                                   const int64_t *x64, const int32_t *acc,
-                                                   const int64_t *mult, int32_t *index) {
+GJ_CLONES static void gate_indexes(int64_t g, const int32_t *x32, const int64_t *x64,
+                                   const int32_t *acc, const int64_t *mult, int32_t *index) {
     for (int64_t k = 0; k < g; k++) {
         int64_t i = (x32 ? x32[k] : x64[k]) + rescale(acc[k], mult[k]) + LUT_OFFSET;
         i = i < 0 ? 0 : i;
@@ -293,9 +300,8 @@ static __attribute__((noinline)) void gate_indexes(int64_t g, const int32_t *x32
 
 /* One row's gates (table indexes, rows i, f, o then g) -> new cell and hidden state, as
  * quantized.py's torch step. */
-static __attribute__((noinline)) void cell_row(const gj_lm_model *m, const int32_t *index,
-                                               const int64_t *c_old, int64_t *h_new,
-                                               int64_t *c_new, int16_t *hout) {
+static void cell_row(const gj_lm_model *m, const int32_t *index, const int64_t *c_old,
+                     int64_t *h_new, int64_t *c_new, int16_t *hout) {
     const int64_t h = m->hidden;
     const int shift = 2 * OUT_FRAC - GATE_FRAC; /* i * g is Q30: back to Q12, rounded */
     const int32_t *sig = m->sigmoid, *tanh_ = m->tanh_;
