@@ -114,7 +114,7 @@ def test_states_and_inputs_out_of_range_are_refused(small: QuantizedByteLM) -> N
 
 @pytest.mark.parametrize("name,value,match", [
     ("tanh", 1 << 16, "outside"), ("exp", -1, "outside"), ("head.mult", 1 << 40, "outside"),
-    ("initial_state", 1 << 30, "initial_state")])
+    ("head", -128, "outside"), ("initial_state", 1 << 30, "initial_state")])
 def test_weights_files_out_of_the_arithmetic_bounds_are_refused(tmp_path, name: str,
                                                                 value: int, match: str) -> None:
     torch.manual_seed(1)

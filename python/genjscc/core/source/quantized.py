@@ -271,14 +271,15 @@ def _check_ranges(t: dict[str, torch.Tensor], path: Path) -> None:
     """Refuse a file whose values break the arithmetic's bounds (a crafted file)."""
     for name, tensor in t.items():
         low, high = _RANGES.get(name, (-_BOUND + 1, _BOUND - 1))
+        if tensor.dtype == torch.int8:  # -128 would break the float32 bound K * 127 * 127
+            low, high = -fp.ACT_MAX, fp.ACT_MAX
         if name == "initial_state":
             h_ok = bool((tensor[0].abs() <= fp.ACT_MAX).all())
             c_ok = bool((tensor[1].abs() <= fp.CELL_LIMIT).all())
             if not (h_ok and c_ok):
                 raise GenjsccError(f"{path}: initial_state out of range (hidden states within "
                                    f"+-{fp.ACT_MAX}, cells within +-{fp.CELL_LIMIT})")
-        elif tensor.dtype != torch.int8 and tensor.numel() and not (
-                low <= int(tensor.min()) and int(tensor.max()) <= high):
+        elif tensor.numel() and not (low <= int(tensor.min()) and int(tensor.max()) <= high):
             raise GenjsccError(f"{path}: tensor {name!r} has values outside [{low}, {high}]")
     if int(t["exp"][0]) < 1:
         raise GenjsccError(f"{path}: the exp table must start with a positive entry")
