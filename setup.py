@@ -1,5 +1,5 @@
-"""Native part of the pip install: the BP kernel (lib/bp_kernel.c, see DESIGN.md "lib/") and the
-integer LM step (lib/lm_kernel.c).
+"""Native part of the pip install: the BP kernel (lib/bp_kernel.c, docs/fec.md) and the
+integer LM step (lib/lm_kernel.c, docs/lm-compression.md).
 
 Everything else is declared in pyproject.toml. The kernels are loaded with ctypes by
 genjscc/core/fec/_native.py and genjscc/core/source/_lm_native.py; they are optional: without a C compiler the install still succeeds

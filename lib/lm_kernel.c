@@ -18,10 +18,10 @@
  *   - Rescaling, gate tables, cell update and the frequency table: the int64 formulas of
  *     quantized.py / fixed_point.py, written out per element (arithmetic right shifts, floor
  *     division of non-negative integers, the first largest entry taking the deficit).
- *   - Rows are independent: threads (pthreads, no OpenMP runtime beside torch's) take
- *     contiguous row ranges, each streaming the whole weight matrix once per step; the outer
+ *   - Rows are independent: threads (pthreads, no OpenMP runtime beside torch's) pull units
+ *     of 8 rows from a counter, each unit streaming the whole weight matrix once; the outer
  *     loop runs over 16-output weight blocks (12 KB each for H = 768, L1-resident) and the
- *     inner over 4-row tiles, so a block is read from memory once per thread.
+ *     inner over 4-row tiles, so a block is read from memory once per unit.
  *   - Dispatch: AVX2 code is compiled with a target attribute (no -march) and chosen at run
  *     time when the CPU has AVX2; the caller may force the portable path (isa 0).
  *
@@ -259,9 +259,14 @@ typedef struct {
     int64_t *new_state;
     int64_t *freqs;        /* [batch][vocab] */
     int isa;
-    int64_t r0, r1;        /* this worker's rows */
-    int rc;
-} work_t;
+    int64_t next_unit;     /* shared counter (atomic): units of UNIT_ROWS rows */
+    int rc;                /* the first failure (atomic), else 0 */
+} job_t;
+
+/* Rows a thread takes at once: two register tiles. Threads pull units from a counter, so a
+ * helper thread that starts late (a busy machine) leaves its share to the others instead of
+ * holding up the step. */
+#define UNIT_ROWS 8
 
 /* The frequency table of fixed_point.frequencies for one row of Q8 logits. */
 static int frequencies(const gj_lm_model *m, const int64_t *logits, int64_t *q) {
@@ -318,9 +323,10 @@ static void cell_row(const gj_lm_model *m, const int32_t *index, const int64_t *
     }
 }
 
-static int work_rows(work_t *w) {
+/* Rows r0 .. r1 - 1 of a step. */
+static int work_rows(const job_t *w, int64_t r0, int64_t r1) {
     const gj_lm_model *m = w->m;
-    const int64_t rows = w->r1 - w->r0, h = m->hidden, g = 4 * h, kp2 = pairs_of(h);
+    const int64_t rows = r1 - r0, h = m->hidden, g = 4 * h, kp2 = pairs_of(h);
     const int64_t xs = 2 * kp2, batch = w->batch, v = m->vocab;
     if (rows <= 0) return 0;
     const int64_t width = g > v ? g : v;
@@ -336,12 +342,12 @@ static int work_rows(work_t *w) {
         rc = -1;
         goto done;
     }
-    for (int64_t r = 0; r < rows; r++) x32[r] = m->input_table + w->inputs[w->r0 + r] * g;
+    for (int64_t r = 0; r < rows; r++) x32[r] = m->input_table + w->inputs[r0 + r] * g;
     for (int32_t layer = 0; layer < m->layers; layer++) {
-        const int64_t *h_old = w->state + ((int64_t)layer * batch + w->r0) * h;
-        const int64_t *c_old = w->state + ((int64_t)(m->layers + layer) * batch + w->r0) * h;
-        int64_t *h_new = w->new_state + ((int64_t)layer * batch + w->r0) * h;
-        int64_t *c_new = w->new_state + ((int64_t)(m->layers + layer) * batch + w->r0) * h;
+        const int64_t *h_old = w->state + ((int64_t)layer * batch + r0) * h;
+        const int64_t *c_old = w->state + ((int64_t)(m->layers + layer) * batch + r0) * h;
+        int64_t *h_new = w->new_state + ((int64_t)layer * batch + r0) * h;
+        int64_t *c_new = w->new_state + ((int64_t)(m->layers + layer) * batch + r0) * h;
         if (layer) { /* the layer below's new h (in hout) through w_ih */
             gemm(w->isa, hout, rows, xs, kp2, m->w_ih[layer], g, acc, g);
             for (int64_t r = 0; r < rows; r++)
@@ -362,16 +368,27 @@ static int work_rows(work_t *w) {
     for (int64_t r = 0; r < rows && rc == 0; r++) {
         for (int64_t s = 0; s < v; s++)
             x[r * v + s] = rescale(acc[r * v + s], m->head_mult[s]) + m->head_bias[s];
-        rc = frequencies(m, x + r * v, w->freqs + (w->r0 + r) * v);
+        rc = frequencies(m, x + r * v, w->freqs + (r0 + r) * v);
     }
 done:
     free(hin), free(acc), free(x), free(x32), free(index);
     return rc;
 }
 
-static void *thread_main(void *arg) {
-    work_t *w = (work_t *)arg;
-    w->rc = work_rows(w);
+static void *worker(void *arg) {
+    job_t *job = (job_t *)arg;
+    const int64_t units = (job->batch + UNIT_ROWS - 1) / UNIT_ROWS;
+    for (;;) {
+        const int64_t unit = __atomic_fetch_add(&job->next_unit, 1, __ATOMIC_RELAXED);
+        if (unit >= units) break;
+        const int64_t r0 = unit * UNIT_ROWS;
+        const int rc = work_rows(job, r0, r0 + UNIT_ROWS < job->batch ? r0 + UNIT_ROWS
+                                                                       : job->batch);
+        int none = 0;
+        if (rc != 0)
+            __atomic_compare_exchange_n(&job->rc, &none, rc, 0, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED);
+    }
     return NULL;
 }
 
@@ -393,29 +410,22 @@ int gj_lm_step(const gj_lm_model *m, const int64_t *state, const int64_t *inputs
     for (int64_t i = planes / 2; i < planes; i++)
         if (state[i] < -CELL_LIMIT || state[i] > CELL_LIMIT) return -2;
     if (batch == 0) return 0;
-    /* at least 4 rows (one register tile) per thread */
-    int64_t workers = threads < 1 ? 1 : threads;
-    if (workers > GJ_LM_MAX_THREADS) workers = GJ_LM_MAX_THREADS;
-    if (workers > (batch + 3) / 4) workers = (batch + 3) / 4;
-    work_t work[GJ_LM_MAX_THREADS];
+    /* threads - 1 helpers beside this thread, at most one per unit of rows; a helper that
+     * cannot be created leaves its units to the others */
+    int64_t helpers = (threads < 1 ? 1 : threads) - 1;
+    if (helpers > GJ_LM_MAX_THREADS - 1) helpers = GJ_LM_MAX_THREADS - 1;
+    if (helpers > (batch + UNIT_ROWS - 1) / UNIT_ROWS - 1)
+        helpers = (batch + UNIT_ROWS - 1) / UNIT_ROWS - 1;
+    job_t job = {m, state, inputs, batch, new_state, freqs, isa, 0, 0};
     pthread_t tid[GJ_LM_MAX_THREADS];
-    int started[GJ_LM_MAX_THREADS] = {0};
-    for (int64_t t = 0; t < workers; t++)
-        work[t] = (work_t){m, state, inputs, batch, new_state, freqs, isa,
-                           batch * t / workers, batch * (t + 1) / workers, 0};
-    for (int64_t t = 1; t < workers; t++)
-        started[t] = pthread_create(&tid[t], NULL, thread_main, &work[t]) == 0;
-    work[0].rc = work_rows(&work[0]);
-    int rc = work[0].rc;
-    for (int64_t t = 1; t < workers; t++) {
-        if (started[t]) {
-            pthread_join(tid[t], NULL);
-        } else {
-            work[t].rc = work_rows(&work[t]); /* no thread to be had: do it here */
-        }
-        if (work[t].rc != 0 && rc == 0) rc = work[t].rc;
+    int started = 0;
+    for (int64_t t = 0; t < helpers; t++) {
+        if (pthread_create(&tid[started], NULL, worker, &job) != 0) break;
+        started++;
     }
-    return rc;
+    worker(&job);
+    for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+    return job.rc;
 }
 
 /* Lets setuptools build this file as a CPython extension module (it is loaded with ctypes;
