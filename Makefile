@@ -40,11 +40,13 @@ $(DEPS_STAMP): $(SYSTEM_STAMP) pyproject.toml constraints.txt requirements-dev.t
 
 # Editable install (compat mode: a .pth pointing at python/), so `import genjscc` and
 # `from gnuradio import genjscc` both resolve to the source tree. It also compiles the native
-# BP kernel (lib/, setup.py) into python/genjscc/core/fec/, again whenever lib/ changes.
-$(PKG_STAMP): $(DEPS_STAMP) setup.py lib/bp_kernel.c lib/bp_lanes.h
+# BP kernel (lib/, setup.py) into python/genjscc/core/fec/ and the LM kernel into
+# python/genjscc/core/source/, again whenever lib/ changes.
+$(PKG_STAMP): $(DEPS_STAMP) setup.py lib/bp_kernel.c lib/bp_lanes.h lib/lm_kernel.c
 	$(PIP) install -c constraints.txt --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	@$(PY) -c 'import genjscc; from gnuradio import genjscc as g; print("genjscc", genjscc.__version__, "ready")'
 	@$(PY) -c 'from genjscc.core.fec import _native as n; print("genjscc:", n.reason() if n.available() else "WARNING: " + n.reason())'
+	@$(PY) -c 'from genjscc.core.source import _lm_native as n; print("genjscc:", n.reason() if n.available() else "WARNING: " + n.reason())'
 	@touch $@
 
 # One OpenMP thread: GNU Radio's block threads do not see torch.set_num_threads, and two

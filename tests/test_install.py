@@ -1,5 +1,5 @@
 """Both install routes (pip and CMake) give `import genjscc` and `from gnuradio import genjscc`,
-and both build the native BP kernel (lib/) into the installed package."""
+and both build the native BP and LM kernels (lib/) into the installed package."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ CHECK = (
     "d = BPDecoder([[1, 1, 0], [0, 1, 1]], backend='native');"
     "r = d.decode(torch.tensor([[2.0, -0.5, 3.0]]));"
     "assert r.bits.tolist() == [[0, 0, 0]] and r.num_iters.tolist() == [1], r;"
+    # and the native LM kernel, which multiplies int8 matrices exactly
+    "from genjscc.core.source import _lm_native as lm;"
+    "assert lm.available() and sys.argv[1] in lm.reason(), lm.reason();"
+    "w = torch.tensor([[-128, 127], [3, -5]], dtype=torch.int8);"
+    "assert lm.gemm(w, lm.pack(w), 2).tolist() == [[32513, -1019], [-1019, 34]];"
     "print('ok', genjscc.__version__)"
 )
 

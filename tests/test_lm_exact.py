@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from genjscc.core.source import ContainerError, compress, decompress, load_model, parse_container
+from genjscc.core.source import (
+    ContainerError,
+    _lm_native,
+    compress,
+    decompress,
+    load_model,
+    parse_container,
+)
 from genjscc.core.source import fixed_point as fp
 from genjscc.core.source.classic import classic_compress
 from genjscc.core.source.quantized import ARITHMETIC
@@ -34,7 +41,9 @@ from genjscc.core.source import compress, decompress, load_model
 cfg = json.loads(sys.argv[1])
 torch.backends.mkldnn.enabled = cfg["onednn"]
 model = load_model("small")
-out = {"capability": torch.backends.cpu.get_cpu_capability()}
+from genjscc.core.source import _lm_native
+out = {"capability": torch.backends.cpu.get_cpu_capability(),
+       "lm_kernel": _lm_native.isa() if _lm_native.available() else "torch"}
 if cfg["mode"] == "encode":
     data = Path(cfg["input"]).read_bytes()
     Path(cfg["output"]).write_bytes(compress(data, model, chunk_size=512, batch=cfg["batch"],
@@ -50,11 +59,29 @@ print(json.dumps(out))
 
 def run_worker(config: dict, capability: str) -> dict:
     env = {**os.environ, "ATEN_CPU_CAPABILITY": capability,
-           "OMP_NUM_THREADS": str(config["threads"])}
+           "OMP_NUM_THREADS": str(config["threads"]),
+           "GENJSCC_LM_KERNEL": lm_kernel(config, capability)}
     done = subprocess.run([sys.executable, "-c", WORKER, json.dumps(config)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def lm_kernel(config: dict, capability: str) -> str:
+    """The step code of a worker (GENJSCC_LM_KERNEL): the torch step (float32 GEMMs in ATen's
+    kernel set) for one configuration, the native kernel for the other: its portable C code
+    under the ``default`` kernel set, its AVX2 code (where the CPU has it) under the others."""
+    if config["threads"] == 1:
+        return "torch"
+    return "portable" if capability == "default" else "auto"
+
+
+def expected_kernel(config: dict, capability: str) -> str:
+    """What a worker reports it stepped with (``torch`` where no native kernel is built)."""
+    choice = lm_kernel(config, capability)
+    if choice == "torch" or not _lm_native.available():
+        return "torch"
+    return "portable" if choice == "portable" else _lm_native.isa()
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +124,10 @@ def test_golden_mixed_container_mixes_methods() -> None:
 
 @pytest.mark.slow
 def test_containers_decode_across_kernel_sets_threads_batches_and_onednn(tmp_path) -> None:
-    """Encode under each kernel set this CPU supports (1 thread, batch 1, oneDNN on; and
-    2 threads, batch 64, oneDNN off), decode every container under every other: all exact,
-    and the same batch gives the same container bytes everywhere."""
+    """Encode under each kernel set this CPU supports (1 thread, batch 1, oneDNN on, the torch
+    step; and 2 threads, batch 64, oneDNN off, the native step: portable C or AVX2, see
+    lm_kernel), decode every container under every other: all exact, and the same batch
+    gives the same container bytes everywhere."""
     capabilities = supported_capabilities()
     assert "default" in capabilities
     source = tmp_path / "in.txt"
@@ -112,6 +140,7 @@ def test_containers_decode_across_kernel_sets_threads_batches_and_onednn(tmp_pat
             info = run_worker({**config, "mode": "encode", "input": str(source),
                                "output": str(out)}, capability)
             assert info["capability"].lower() == capability
+            assert info["lm_kernel"] == expected_kernel(config, capability)
             made[(capability, k)] = out
     for k in range(len(configs)):  # same rows: identical bytes from every kernel set
         assert len({made[(c, k)].read_bytes() for c in capabilities}) == 1

@@ -234,10 +234,12 @@ def integer_weights(freqs: torch.Tensor | np.ndarray) -> np.ndarray:
     contract would make the coder fail far from the cause."""
     q = np.asarray(freqs.cpu().numpy() if isinstance(freqs, torch.Tensor) else freqs,
                    dtype=np.int64)
-    if q.ndim != 2 or (q < 1).any() or (q.sum(axis=1) != 1 << PRECISION).any():
+    if q.ndim != 2 or (q.size and q.min() < 1) or (q.sum(axis=1) != 1 << PRECISION).any():
         raise ValueError("an integer frequency table must have rows of entries >= 1 summing "
                          f"to 2**{PRECISION}")
-    return (q - 1).astype(np.float64)
+    weights = q.astype(np.float64)
+    weights -= 1.0  # exact: integers below 2**24
+    return weights
 
 
 def _steps(model: NextSymbolModel, rows: int, width: int

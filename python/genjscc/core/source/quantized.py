@@ -29,6 +29,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from genjscc.core.source import _lm_native
 from genjscc.core.source import fixed_point as fp
 from genjscc.core.source.small import BOS, BYTE_VOCAB, CELLS, SmallByteLM, SmallLMConfig
 from genjscc.errors import GenjsccError
@@ -50,6 +51,7 @@ class QuantizedByteLM:
         self.t = tensors
         self.device = tensors["input_table"].device
         self._float: dict[str, torch.Tensor] = {}  # the int8 weights as float32, for GEMMs
+        self._native: _lm_native.NativeStep | None = None  # packed for the CPU kernel
         # stored small, computed in int64
         self._int64 = {name: tensors[name].to(torch.int64)
                        for name in ("initial_state", "sigmoid", "tanh", "input_table")}
@@ -78,7 +80,31 @@ class QuantizedByteLM:
 
     def step(self, state: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One byte per row (``(B,)`` int64, 0..256) -> new state, frequency table ``(B, 256)``
-        (int64, rows summing to ``2**24``, entries >= 1)."""
+        (int64, rows summing to ``2**24``, entries >= 1).
+
+        On the CPU the native kernel (lib/lm_kernel.c) computes it where it is built, with
+        as many threads as torch has; elsewhere, or with ``GENJSCC_LM_KERNEL=torch``, the
+        torch step does. Both compute the same integers."""
+        if self._runs_native(state, inputs):
+            if self._native is None:
+                self._native = _lm_native.NativeStep(self.config.layers, self.config.hidden,
+                                                     self.t)
+            return self._native.step(state, inputs, torch.get_num_threads())
+        if state.device.type == "cpu" and not _lm_native.available():
+            _lm_native.warn_fallback()
+        return self.torch_step(state, inputs)
+
+    def _runs_native(self, state: torch.Tensor, inputs: torch.Tensor) -> bool:
+        c = self.config
+        return (_lm_native.available() and c.layers <= _lm_native.MAX_LAYERS
+                and state.device.type == "cpu" and inputs.device.type == "cpu"
+                and state.dtype == torch.int64 and inputs.dtype == torch.int64
+                and inputs.ndim == 1
+                and tuple(state.shape) == (2, c.layers, inputs.shape[0], c.hidden))
+
+    def torch_step(self, state: torch.Tensor, inputs: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`step` in torch operations (any device; float32 GEMMs of exact integers)."""
         sig, tanh = self._int64["sigmoid"], self._int64["tanh"]
         x = self._int64["input_table"].index_select(0, inputs)
         new_h, new_c = [], []
@@ -231,6 +257,32 @@ def _check_tensors(config: SmallLMConfig, t: dict[str, torch.Tensor], path: Path
             raise GenjsccError(f"{path}: tensor {name!r} missing or not {dtype} {shape}")
     if config.hidden > fp.MAX_EXACT_K:
         raise GenjsccError(f"{path}: hidden width {config.hidden} above {fp.MAX_EXACT_K}")
+    _check_ranges(t, path)
+
+
+# Value bounds of the tensors of a well-made file (quantize_small_lm stays far inside them):
+# with them no int64 expression of a step can overflow, in torch or in lm_kernel.c.
+_RANGES = {"sigmoid": (0, 1 << fp.OUT_FRAC), "tanh": (-(1 << fp.OUT_FRAC), 1 << fp.OUT_FRAC),
+           "exp": (0, 1 << fp.EXP_FRAC)}
+_BOUND = 1 << 31  # multipliers and biases: |value| < 2**31
+
+
+def _check_ranges(t: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse a file whose values break the arithmetic's bounds (a crafted file)."""
+    for name, tensor in t.items():
+        low, high = _RANGES.get(name, (-_BOUND + 1, _BOUND - 1))
+        if tensor.dtype == torch.int8:  # -128 would break the float32 bound K * 127 * 127
+            low, high = -fp.ACT_MAX, fp.ACT_MAX
+        if name == "initial_state":
+            h_ok = bool((tensor[0].abs() <= fp.ACT_MAX).all())
+            c_ok = bool((tensor[1].abs() <= fp.CELL_LIMIT).all())
+            if not (h_ok and c_ok):
+                raise GenjsccError(f"{path}: initial_state out of range (hidden states within "
+                                   f"+-{fp.ACT_MAX}, cells within +-{fp.CELL_LIMIT})")
+        elif tensor.numel() and not (low <= int(tensor.min()) and int(tensor.max()) <= high):
+            raise GenjsccError(f"{path}: tensor {name!r} has values outside [{low}, {high}]")
+    if int(t["exp"][0]) < 1:
+        raise GenjsccError(f"{path}: the exp table must start with a positive entry")
 
 
 class QuantizedCoderModel:
