@@ -39,6 +39,7 @@ import torch
 
 from benchlib import DATA, REPO, add_common_args, emit, table
 from genjscc.core.source import compress, decompress, load_model
+from genjscc.testing.lm_exact import run_config
 
 TARGET_PROSE = 0.75  # x xz -9e on English of unseen authors and genres
 TARGET_BINARY = 1.02  # x the better of xz -9e and zstd -19
@@ -55,25 +56,6 @@ HELD_OUT = {  # for comparison, not in the target: a held-out work of a trained 
     "Milton, Areopagitica (held-out file)": "milton/areopagitica_gut.txt",
     "World English Bible (in the training text)": "general-en/world-english-bible.txt",
 }
-
-WORKER = r"""
-import json, sys, torch
-from pathlib import Path
-from genjscc.core.source import compress, decompress, load_model
-cfg = json.loads(sys.argv[1])
-torch.backends.mkldnn.enabled = cfg["onednn"]
-model = load_model("small")
-out = {"capability": torch.backends.cpu.get_cpu_capability(), "decoded": {}}
-if cfg.get("output"):
-    data = Path(cfg["input"]).read_bytes()
-    Path(cfg["output"]).write_bytes(compress(data, model, chunk_size=1024, batch=cfg["batch"],
-                                             threads=cfg["threads"], keep_chunks=True))
-for name in cfg.get("decode", []):
-    result = decompress(Path(name).read_bytes(), model, threads=cfg["threads"])
-    out["decoded"][name] = result.ok and result.data == Path(cfg["input"]).read_bytes()
-print(json.dumps(out))
-"""
-
 
 SPEED_WORKER = r"""
 import json, sys, time, torch
@@ -92,22 +74,6 @@ print(json.dumps({"encode": t1 - t0, "decode": t2 - t1, "encode_cpu": c1 - c0,
                   "decode_cpu": c2 - c1, "ok": result.ok and result.data == data,
                   "step": _lm_native.isa() if _lm_native.available() else "torch"}))
 """
-
-
-def lm_kernel(config: dict, capability: str) -> str:
-    """GENJSCC_LM_KERNEL of an exactness worker (as tests/test_lm_exact.py)."""
-    if config["threads"] == 1:
-        return "torch"
-    return "portable" if capability == "default" else "auto"
-
-
-def worker(config: dict, capability: str) -> dict:
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability,
-           "OMP_NUM_THREADS": str(config["threads"]),
-           "GENJSCC_LM_KERNEL": lm_kernel(config, capability)}
-    done = subprocess.run([sys.executable, "-c", WORKER, json.dumps(config)], env=env,
-                          capture_output=True, text=True, timeout=1800, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def speed(data: bytes, threads: int, step: str) -> dict:
@@ -154,7 +120,8 @@ def exactness(text: bytes) -> dict:
         for capability in ("default", "avx2", "avx512"):
             for k, config in enumerate(configs):
                 out = Path(tmp) / f"{capability}-{k}.gjz"
-                info = worker({**config, "input": str(source), "output": str(out)}, capability)
+                info = run_config({**config, "input": str(source), "output": str(out),
+                                   "chunk_size": 1024}, capability, timeout_s=1800)
                 if info["capability"].lower() != capability:
                     break  # this CPU does not run that kernel set
                 made[(capability, k)] = out
@@ -163,9 +130,10 @@ def exactness(text: bytes) -> dict:
         tried = ok = 0
         for capability in capabilities:
             for config in configs:
-                info = worker({**config, "input": str(source),
-                               "decode": [str(made[(c, k)]) for c in capabilities
-                                          for k in range(len(configs))]}, capability)
+                info = run_config({**config, "input": str(source),
+                                   "decode": [str(made[(c, k)]) for c in capabilities
+                                              for k in range(len(configs))]},
+                                  capability, timeout_s=1800)
                 tried += len(info["decoded"])
                 ok += sum(info["decoded"].values())
         identical = all(len({made[(c, k)].read_bytes() for c in capabilities}) == 1

@@ -3,7 +3,6 @@ thread counts, batch shapes, oneDNN on and off, float fingerprints and per-chunk
 
 from __future__ import annotations
 
-import json
 import lzma
 import os
 import subprocess
@@ -29,56 +28,14 @@ from genjscc.core.source.classic import classic_compress
 from genjscc.core.source.quantized import ARITHMETIC
 from genjscc.core.source.small import SmallByteCoderModel, SmallByteLM, SmallLMConfig, save_small_lm
 from genjscc.errors import GenjsccError
+from genjscc.testing.lm_exact import lm_step_for, run_config
 
 DATA = Path(__file__).resolve().parent / "data"
 TEXT = (DATA / "golden-text.txt").read_bytes()[:3000]
 
-# One process per configuration: ATen picks its kernel set (ATEN_CPU_CAPABILITY) at start-up.
-WORKER = r"""
-import json, sys, torch
-from pathlib import Path
-from genjscc.core.source import compress, decompress, load_model
-cfg = json.loads(sys.argv[1])
-torch.backends.mkldnn.enabled = cfg["onednn"]
-model = load_model("small")
-from genjscc.core.source import _lm_native
-out = {"capability": torch.backends.cpu.get_cpu_capability(),
-       "lm_kernel": _lm_native.isa() if _lm_native.available() else "torch"}
-if cfg["mode"] == "encode":
-    data = Path(cfg["input"]).read_bytes()
-    Path(cfg["output"]).write_bytes(compress(data, model, chunk_size=512, batch=cfg["batch"],
-                                             threads=cfg["threads"], keep_chunks=True))
-else:
-    out["decoded"] = {}
-    for name in cfg["inputs"]:
-        result = decompress(Path(name).read_bytes(), model, threads=cfg["threads"])
-        out["decoded"][name] = result.ok and result.data == Path(cfg["expect"]).read_bytes()
-print(json.dumps(out))
-"""
-
-
-def run_worker(config: dict, capability: str) -> dict:
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability,
-           "OMP_NUM_THREADS": str(config["threads"]),
-           "GENJSCC_LM_KERNEL": lm_kernel(config, capability)}
-    done = subprocess.run([sys.executable, "-c", WORKER, json.dumps(config)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def lm_kernel(config: dict, capability: str) -> str:
-    """The step code of a worker (GENJSCC_LM_KERNEL): the torch step (float32 GEMMs in ATen's
-    kernel set) for one configuration, the native kernel for the other: its portable C code
-    under the ``default`` kernel set, its AVX2 code (where the CPU has it) under the others."""
-    if config["threads"] == 1:
-        return "torch"
-    return "portable" if capability == "default" else "auto"
-
-
 def expected_kernel(config: dict, capability: str) -> str:
     """What a worker reports it stepped with (``torch`` where no native kernel is built)."""
-    choice = lm_kernel(config, capability)
+    choice = lm_step_for(config, capability)
     if choice == "torch" or not _lm_native.available():
         return "torch"
     return "portable" if choice == "portable" else _lm_native.isa()
@@ -137,8 +94,8 @@ def test_containers_decode_across_kernel_sets_threads_batches_and_onednn(tmp_pat
     for capability in capabilities:
         for k, config in enumerate(configs):
             out = tmp_path / f"{capability}-{k}.gjz"
-            info = run_worker({**config, "mode": "encode", "input": str(source),
-                               "output": str(out)}, capability)
+            info = run_config({**config, "input": str(source), "output": str(out)},
+                              capability)
             assert info["capability"].lower() == capability
             assert info["lm_kernel"] == expected_kernel(config, capability)
             made[(capability, k)] = out
@@ -146,8 +103,8 @@ def test_containers_decode_across_kernel_sets_threads_batches_and_onednn(tmp_pat
         assert len({made[(c, k)].read_bytes() for c in capabilities}) == 1
     for capability in capabilities:
         for config in configs:
-            info = run_worker({**config, "mode": "decode", "expect": str(source),
-                               "inputs": [str(p) for p in made.values()]}, capability)
+            info = run_config({**config, "input": str(source),
+                               "decode": [str(p) for p in made.values()]}, capability)
             assert all(info["decoded"].values()), (capability, config, info)
 
 
