@@ -203,7 +203,7 @@ def report(c: dict, p: dict) -> str:
         table(["block", "inputs", "PDU out", "held (segment kept)", "refused (PduError)",
                "non-finite out", "crashes", "hangs (> 10 s)"], rows),
     ]
-    for crash in (c["crashes"] + p["crashes"])[:5]:
+    for crash in dict.fromkeys(c["crashes"] + p["crashes"]):  # each distinct one once
         lines += ["", "```", crash.strip(), "```"]
     return "\n".join(lines)
 

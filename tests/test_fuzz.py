@@ -162,6 +162,10 @@ def test_tampered_jscc_frames_into_the_image_decoder() -> None:
     longer = pmt.cons(pmt.car(frames[1]), pmt.to_pmt(np.zeros(167, np.complex64)))
     with pytest.raises(PduError, match="frames carry 128"):
         dec.process(longer)
+    for forged in (1e12, float("nan"), -1e3):  # an SNR no channel has: refused
+        meta = pmt.dict_add(pmt.car(frames[1]), pmt.intern("snr_db"), pmt.from_double(forged))
+        with pytest.raises(PduError, match=r"SNR|snr_db"):
+            dec.process(pmt.cons(meta, pmt.cdr(frames[1])))
     images = [m for f in frames[1:] for m in dec.process(f)]  # the image is still whole
     assert len(images) == 1 and pmt.to_long(pmt.dict_ref(
         pmt.car(images[0]), pmt.intern("missing_segments"), pmt.PMT_NIL)) == 0

@@ -54,6 +54,7 @@ from genjscc.core.jscc.spreading import FrameCounter, despread, segment, spread
 __all__ = ["image_pdu", "jscc_image_decoder", "jscc_image_encoder", "sample_image_path"]
 
 MAX_PIXELS = 4096 * 4096
+SNR_RANGE_DB = (-50.0, 100.0)  # what a PDU may state: beyond it a forged value, not a channel
 
 
 def sample_image_path(name: str = "100007.jpg") -> str:
@@ -203,18 +204,24 @@ class jscc_image_decoder(PduBlock):
         return self._num_missing
 
     def _snr(self, meta: pmt.pmt_base) -> float:
+        """The PDU's SNR in dB, checked to lie in SNR_RANGE_DB (a forged 1e12 dB would give
+        a zero noise power, NaN a NaN image)."""
         snr = get_float(meta, KEY_SNR_DB, vector_mean=True)
-        if snr is not None:
-            return snr
-        nv = get_float(meta, KEY_NOISE_VAR, vector_mean=True)
-        if nv is not None:
-            if nv <= 0:
-                raise PduError("metadata 'noise_var' must be > 0")
-            return -10.0 * math.log10(nv)
-        if math.isfinite(self.snr_db):
-            return self.snr_db
-        raise PduError("missing SNR: the PDU has no 'snr_db' or 'noise_var' metadata and the "
-                       "block has no snr_db parameter")
+        if snr is None:
+            nv = get_float(meta, KEY_NOISE_VAR, vector_mean=True)
+            if nv is not None:
+                if not nv > 0:
+                    raise PduError("metadata 'noise_var' must be > 0")
+                snr = -10.0 * math.log10(nv)
+            elif math.isfinite(self.snr_db):
+                snr = self.snr_db
+            else:
+                raise PduError("missing SNR: the PDU has no 'snr_db' or 'noise_var' metadata "
+                               "and the block has no snr_db parameter")
+        low, high = SNR_RANGE_DB
+        if not low <= snr <= high:
+            raise PduError(f"SNR {snr} dB is outside [{low}, {high}] dB")
+        return snr
 
     def _geometry(self, meta: pmt.pmt_base) -> tuple[int, int]:
         h = get_long(meta, KEY_HEIGHT) or self.height
