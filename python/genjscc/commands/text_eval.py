@@ -28,6 +28,8 @@ examples:
   genjscc text-eval --sentences dev.txt --schemes lm-sscc-ecct,lm-sscc-bp --ew-n0 6,9,12 \\
       --channel rayleigh --json > rows.json
   genjscc text-eval --sentences dev.txt --ew-n0 0:18:3 --plot curves.png --x esn0
+  genjscc text-eval --sentences dev.txt --schemes deepsc --esn0 6,12 --limit 500
+                                   every sentence at Es/N0 6 and 12 dB per channel use
 
 --json prints a list of objects: scheme, channel, ew_n0_db, esn0_db (Es/N0 per channel use,
 over all sentences), channel_uses_per_word, unified_snr_db (per information bit, float32 JSCC
@@ -48,8 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated (default: %(default)s)")
     parser.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh"),
                         help="default: awgn")
-    parser.add_argument("--ew-n0", required=True, metavar="LIST",
+    energy = parser.add_mutually_exclusive_group(required=True)
+    energy.add_argument("--ew-n0", metavar="LIST",
                         help="energies per word in dB: '0,6,12' or START:STOP:STEP")
+    energy.add_argument("--esn0", metavar="LIST",
+                        help="instead: Es/N0 per channel use in dB, the same for every scheme "
+                        "(the equal-SNR view; each row reports the Ew/N0 it cost)")
     parser.add_argument("--model", default="text-jscc-small",
                         help="text JSCC zoo name or .safetensors path (default: %(default)s)")
     parser.add_argument("--lm", default="small", help="LM of the LM-SSCC chains (default: small)")
@@ -85,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     from genjscc.core.text.evaluate import evaluate_schemes, make_scheme
 
     torch.set_num_threads(max(1, args.threads))
-    energies = parse_number_list(args.ew_n0, "--ew-n0", max_points=100)
+    per = "word" if args.ew_n0 is not None else "channel-use"
+    energies = parse_number_list(args.ew_n0 if per == "word" else args.esn0,
+                                 "--ew-n0" if per == "word" else "--esn0", max_points=100)
     texts = read_sentences(args.sentences, args.limit)
     names = [s.strip() for s in args.schemes.split(",") if s.strip()]
     if not names:
@@ -99,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         schemes = [make_scheme(n, source, args.model) for n in names]
     except ValueError as err:
         raise GenjsccError(f"--schemes: {err}") from None
-    rows = evaluate_schemes(texts, schemes, args.channel, energies, args.seed)
+    rows = evaluate_schemes(texts, schemes, args.channel, energies, args.seed, per)
     if args.plot:
         plot_rows(rows, args.plot, args.x)
     if args.json:

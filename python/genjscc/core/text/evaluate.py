@@ -175,9 +175,16 @@ def make_scheme(name: str, source=None, jscc_model: str = "text-jscc-small") -> 
 
 
 def evaluate_schemes(texts: Sequence[str], schemes: Sequence[TextScheme], channel: str,
-                     ew_n0_db: Sequence[float], seed: int = 0) -> list[dict]:
+                     ew_n0_db: Sequence[float], seed: int = 0, per: str = "word") -> list[dict]:
     """One row per scheme and energy (fields :data:`ROW_FIELDS`); a lost sentence is scored
-    as ``""``. Raises ValueError for an empty list or a text without words."""
+    as ``""``. Raises ValueError for an empty list or a text without words.
+
+    ``per="word"`` (default): the values are Ew/N0 (dB), every sentence at its own Es/N0.
+    ``per="channel-use"``: the values are Es/N0 per channel use (dB), the same for every
+    sentence of every scheme (the equal-SNR view; a scheme with more channel uses per word
+    then spends more energy per word, reported as ``ew_n0_db``)."""
+    if per not in ("word", "channel-use"):
+        raise ValueError(f"per must be 'word' or 'channel-use', got {per!r}")
     texts = list(texts)
     if not texts:
         raise ValueError("no sentences to evaluate")
@@ -191,14 +198,20 @@ def evaluate_schemes(texts: Sequence[str], schemes: Sequence[TextScheme], channe
         uses = scheme.channel_uses()
         total_uses, total_words = sum(uses), sum(words)
         bits = sum(scheme.info_bits())
-        for ew in ew_n0_db:
+        for value in ew_n0_db:
             start = time.perf_counter()
-            esn0 = torch.tensor([esn0_db_for(ew, n, w) for n, w in zip(uses, words, strict=True)])
+            if per == "word":
+                ew = float(value)
+                esn0 = torch.tensor([esn0_db_for(ew, n, w)
+                                     for n, w in zip(uses, words, strict=True)])
+            else:  # the same Es/N0 everywhere: the energy per word of the whole set
+                ew = float(value) + 10 * math.log10(total_uses / total_words)
+                esn0 = torch.full((len(texts),), float(value))
             gen = torch.Generator().manual_seed(seed)
             received = scheme.transmit(esn0, channel, gen)
             hyps = ["" if r is None else r for r in received]
             rows.append({
-                "scheme": scheme.name, "channel": channel, "ew_n0_db": float(ew),
+                "scheme": scheme.name, "channel": channel, "ew_n0_db": round(ew, 3),
                 "esn0_db": round(esn0_db_for(ew, total_uses, total_words), 3),
                 "channel_uses_per_word": round(total_uses / total_words, 3),
                 "unified_snr_db": round(unified_snr_db(ew, total_words, bits), 3),
