@@ -178,7 +178,8 @@ def test_text_jscc_unseen_empty_and_long_inputs(deepsc):
     assert model.tokenizer.decode(model.tokenizer.encode(odd)) == odd  # byte fallback
     long = " ".join(["the council and the commission"] * 200)  # 1000 words
     x = model.encode_text(long)
-    assert len(x) == model.channel_uses(long) > model.config.max_tokens * 6
+    assert len(x) == model.channel_uses(long) > model.config.max_tokens * \
+        model.config.channel_uses_per_token
     out = model.decode_text(x, 40.0)
     assert len(out.split()) == pytest.approx(1000, rel=0.05)
     with pytest.raises(ValueError, match="multiple of"):

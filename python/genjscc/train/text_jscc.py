@@ -56,26 +56,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sentences of --valid for the periodic check (%(default)s)")
     parser.add_argument("--eval-sentences", type=int, default=500,
                         help="sentences of --valid for the card (%(default)s)")
-    parser.add_argument("--vocab", type=int, default=8192, help="BPE ids (%(default)s)")
+    parser.add_argument("--vocab", type=int, default=1024,
+                        help="BPE ids (%(default)s: about 2.1 tokens per Europarl word; a "
+                        "small vocabulary lets each token be seen often in a short training)")
     parser.add_argument("--d-model", type=int, default=128, help="%(default)s")
     parser.add_argument("--layers", type=int, default=3, help="per side (%(default)s)")
     parser.add_argument("--heads", type=int, default=8, help="%(default)s")
     parser.add_argument("--ff", type=int, default=512, help="feed-forward width (%(default)s)")
-    parser.add_argument("--channel-uses-per-token", type=int, default=6,
+    parser.add_argument("--channel-uses-per-token", type=int, default=4,
                         help="complex channel uses per token (%(default)s)")
-    parser.add_argument("--max-tokens", type=int, default=64, help="%(default)s")
+    parser.add_argument("--max-tokens", type=int, default=96, help="%(default)s")
     parser.add_argument("--steps", type=int, default=20_000, help="schedule length (%(default)s)")
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="training-time budget; the schedule ends when it is spent "
                         "(0 = --steps only)")
     parser.add_argument("--batch", type=int, default=64, help="sentences per step (%(default)s)")
-    parser.add_argument("--snr-range", default="0:15", metavar="LO:HI",
+    parser.add_argument("--snr-range", default="0:20", metavar="LO:HI",
                         help="training SNR range in dB, uniform per sentence (%(default)s)")
     parser.add_argument("--rayleigh-fraction", type=float, default=0.5,
                         help="share of sentences sent through Rayleigh fading (%(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (%(default)s)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (%(default)s)")
     parser.add_argument("--lr-min", type=float, default=2e-5, help="final learning rate")
-    parser.add_argument("--warmup", type=int, default=300, help="warm-up steps (%(default)s)")
+    parser.add_argument("--warmup", type=int, default=100, help="warm-up steps (%(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (%(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None,
@@ -87,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-register", action="store_true",
                         help="do not write into the zoo (weights, card, manifest)")
     parser.add_argument("--checkpoint-every", type=int, default=200, help="%(default)s steps")
-    parser.add_argument("--valid-every", type=int, default=500, help="%(default)s steps")
+    parser.add_argument("--valid-every", type=int, default=250, help="%(default)s steps")
 
 
 def read_sentences(path: Path, option: str) -> list[str]:
@@ -171,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         raise GenjsccError("--rayleigh-fraction must be in [0, 1]")
     torch.set_num_threads(args.threads)  # a command: the process is ours
     data = require_data(args.data, "text")
-    snr_range = parse_range(args.snr_range, "--snr-range", "0:15")
+    snr_range = parse_range(args.snr_range, "--snr-range", "0:20")
     run_dir = args.out or Path("text-jscc-runs") / args.name
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"

@@ -39,13 +39,13 @@ __all__ = ["TextJSCC", "TextJSCCConfig", "load_text_jscc", "load_text_jscc_model
 class TextJSCCConfig:
     """Architecture: ``layers`` transformer layers on each side, width ``d_model``."""
 
-    vocab_size: int = 8192
+    vocab_size: int = 1024
     d_model: int = 128
     heads: int = 8
     layers: int = 3
     ff: int = 512
-    channel_uses_per_token: int = 6
-    max_tokens: int = 64
+    channel_uses_per_token: int = 4
+    max_tokens: int = 96
     dropout: float = 0.0
 
 
