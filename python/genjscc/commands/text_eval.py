@@ -36,11 +36,6 @@ over all sentences), channel_uses_per_word, unified_snr_db (per information bit,
 values counted as 32 bits), bleu1, bleu4, exact, cer, lost, sentences, seconds.
 """
 
-PLOT_AXES = {"ew": ("ew_n0_db", "Ew/N0 per word (dB)"),
-             "esn0": ("esn0_db", "Es/N0 per channel use (dB)"),
-             "unified": ("unified_snr_db", "unified SNR per information bit (dB)")}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--sentences", required=True, type=Path, metavar="FILE",
@@ -63,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="write BLEU-4 and exact recovery against --x here")
-    parser.add_argument("--x", default="ew", choices=tuple(PLOT_AXES),
+    parser.add_argument("--x", default="ew", choices=("ew", "esn0", "unified"),
                         help="plot axis: ew (equal energy per word), esn0 (per channel use), "
                         "unified (per information bit) (default: ew)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
@@ -88,7 +83,7 @@ def read_sentences(path: Path, limit: int = 0) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from genjscc.core.text.evaluate import evaluate_schemes, make_scheme
+    from genjscc.core.text.evaluate import evaluate_schemes, make_scheme, plot_rows
 
     torch.set_num_threads(max(1, args.threads))
     per = "word" if args.ew_n0 is not None else "channel-use"
@@ -128,28 +123,3 @@ def table(rows: list[dict]) -> str:
                      f"{r['bleu1']:>6.3f} {r['bleu4']:>6.3f} {r['exact']:>6.3f} "
                      f"{r['cer']:>6.3f} {r['lost']:>5}")
     return "\n".join(lines)
-
-
-def plot_rows(rows: list[dict], path: str, axis: str = "ew") -> None:
-    """BLEU-4 and the exact fraction against the chosen axis, one line per scheme/channel."""
-    from genjscc.core.plotting import pyplot
-
-    plt = pyplot()
-    key, label = PLOT_AXES[axis]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["scheme"], r["channel"]), []).append(r)
-    for (scheme, channel), pts in groups.items():
-        xs = [p[key] for p in pts]
-        for ax, metric in zip(axes, ("bleu4", "exact"), strict=True):
-            ax.plot(xs, [p[metric] for p in pts], marker="o", label=f"{scheme} ({channel})")
-    for ax, metric in zip(axes, ("BLEU-4", "exact sentences"), strict=True):
-        ax.set_xlabel(label)
-        ax.set_ylabel(metric)
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

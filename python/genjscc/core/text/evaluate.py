@@ -175,14 +175,16 @@ def make_scheme(name: str, source=None, jscc_model: str = "text-jscc-small") -> 
 
 
 def evaluate_schemes(texts: Sequence[str], schemes: Sequence[TextScheme], channel: str,
-                     ew_n0_db: Sequence[float], seed: int = 0, per: str = "word") -> list[dict]:
+                     ew_n0_db: Sequence[float], seed: int = 0, per: str = "word",
+                     keep_texts: bool = False) -> list[dict]:
     """One row per scheme and energy (fields :data:`ROW_FIELDS`); a lost sentence is scored
     as ``""``. Raises ValueError for an empty list or a text without words.
 
     ``per="word"`` (default): the values are Ew/N0 (dB), every sentence at its own Es/N0.
     ``per="channel-use"``: the values are Es/N0 per channel use (dB), the same for every
     sentence of every scheme (the equal-SNR view; a scheme with more channel uses per word
-    then spends more energy per word, reported as ``ew_n0_db``)."""
+    then spends more energy per word, reported as ``ew_n0_db``). ``keep_texts`` adds the
+    received texts to each row (``received``: None for a lost sentence)."""
     if per not in ("word", "channel-use"):
         raise ValueError(f"per must be 'word' or 'channel-use', got {per!r}")
     texts = list(texts)
@@ -219,4 +221,39 @@ def evaluate_schemes(texts: Sequence[str], schemes: Sequence[TextScheme], channe
                 "exact": round(exact_fraction(texts, hyps), 4), "cer": round(cer(texts, hyps), 4),
                 "lost": sum(r is None for r in received), "sentences": len(texts),
                 "seconds": round(time.perf_counter() - start, 2)})
+            if keep_texts:
+                rows[-1]["received"] = received
     return rows
+
+
+PLOT_AXES = {"ew": ("ew_n0_db", "Ew/N0 per word (dB)"),
+             "esn0": ("esn0_db", "Es/N0 per channel use (dB)"),
+             "unified": ("unified_snr_db", "unified SNR per information bit (dB)")}
+
+
+def plot_rows(rows: list[dict], path: str, axis: str = "ew", title: str = "") -> None:
+    """BLEU-4 and the exact fraction against ``axis`` (a key of :data:`PLOT_AXES`), one line
+    per scheme and channel, written to ``path`` (PNG)."""
+    from genjscc.core.plotting import pyplot
+
+    plt = pyplot()
+    key, label = PLOT_AXES[axis]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["scheme"], r["channel"]), []).append(r)
+    for (scheme, channel), pts in groups.items():
+        xs = [p[key] for p in pts]
+        for ax, metric in zip(axes, ("bleu4", "exact"), strict=True):
+            ax.plot(xs, [p[metric] for p in pts], marker="o", label=f"{scheme} ({channel})")
+    for ax, metric in zip(axes, ("BLEU-4", "exact sentences"), strict=True):
+        ax.set_xlabel(label)
+        ax.set_ylabel(metric)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
