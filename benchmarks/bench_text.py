@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         for r in baseline:
             r["per"] = "channel-use"
     if args.plot_dir:
-        from genjscc.commands.text_eval import plot_rows
+        from genjscc.core.text.evaluate import plot_rows
 
         args.plot_dir.mkdir(parents=True, exist_ok=True)
         for channel in channels:

@@ -281,6 +281,13 @@ def _command() -> str:
     return "genjscc train text-jscc " + shlex.join(sys.argv[3:] if len(sys.argv) > 3 else [])
 
 
+def _portable(command: str) -> str:
+    """``command`` with data paths written under ``$GENJSCC_DATA`` (no developer's path)."""
+    import re
+
+    return re.sub(r"\S*/(text/\S+)", r"$GENJSCC_DATA/\1", command)
+
+
 def _recipe(args: argparse.Namespace) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
             if k not in ("resume", "export", "no_register", "func", "target")}
@@ -327,15 +334,17 @@ def _card(args, model: TextJSCC, state, results, n_eval, path: Path, sha: str) -
         f"| channel uses per token | {cfg.channel_uses_per_token} complex |",
         f"| FLOPs per token (encoder + decoder) | {model.flops_per_token() / 1e6:.2f} M "
         f"(about {20 * model.flops_per_token() / 1e6:.0f} M per 20-token sentence) |",
-        f"| training data | {Path(state.get('data', '?')).name} "
+        f"| training data | {Path(state.get('data', '?')).parent.name}/"
+        f"{Path(state.get('data', '?')).name} "
         f"({state.get('train_sentences', '?')} sentences of at most {cfg.max_tokens} tokens)"
         " |",
         f"| training | {state['step']} steps of {args.batch} sentences, "
         f"{state['elapsed_s'] / 60:.1f} min on {cpu_name()} ({args.threads} thread) |",
         f"| SNR range, Rayleigh share | {args.snr_range} dB, {args.rayleigh_fraction} |",
         f"| file | {path.name}, {path.stat().st_size} bytes, sha256 {sha[:16]}... |",
-        "", "Command:", "", "```", state.get("command", ""), *[
-            str(c) for c in state.get("resumed", [])], "```", "",
+        "", "Commands (trained, then measured and shipped):", "", "```",
+        *[_portable(c) for c in (state.get("command", ""), *state.get("resumed", []),
+                                 _command())], "```", "",
     ]
     if results:
         lines += [f"Held out: the first {n_eval} sentences of europarl-dev (never trained on), "
