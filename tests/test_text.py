@@ -209,3 +209,38 @@ def test_text_eval_cli_json_and_errors(tmp_path, capsys, sentences):
     empty = tmp_path / "e.txt"
     empty.write_text("\n\n")
     assert main(["text-eval", "--sentences", str(empty), "--ew-n0", "10"]) == 2
+
+
+# ----------------------------------------------------------------------------- files, recipe
+
+
+def test_text_jscc_file_round_trip_and_wrong_files(tmp_path, sentences):
+    from genjscc import zoo
+    from genjscc.core.text.model import TextJSCC, TextJSCCConfig, save_text_jscc
+    from genjscc.core.text.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(sentences, 300)
+    model = TextJSCC(TextJSCCConfig(vocab_size=tok.vocab_size, d_model=16, heads=2, layers=1,
+                                    ff=32), tok)
+    path = tmp_path / "tiny.safetensors"
+    save_text_jscc(model, path)
+    loaded = zoo.load(path, "text-jscc")
+    assert loaded.config == model.config
+    assert torch.equal(loaded.encode_text(sentences[0]), model.eval().encode_text(sentences[0]))
+    with pytest.raises(ValueError, match="not a gr-genjscc text JSCC"):
+        zoo.load(zoo.get_model("ecct-polar_n64_k32").path, "text-jscc")
+
+
+def test_train_recipe_runs_and_checkpoints(tmp_path, sentences):
+    from genjscc.cli import main
+
+    data = tmp_path / "train.txt"
+    data.write_text("\n".join(sentences) + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "text-jscc", "--data", str(data), "--valid", str(data), "--steps",
+                 "2", "--vocab", "300", "--d-model", "16", "--layers", "1", "--heads", "2",
+                 "--ff", "32", "--batch", "4", "--valid-every", "2", "--out", str(out),
+                 "--no-register"]) == 0
+    assert (out / "checkpoint.pt").is_file() and (out / "log.jsonl").is_file()
+    assert main(["train", "text-jscc", "--data", str(tmp_path / "none.txt"), "--out",
+                 str(out), "--no-register"]) == 2
