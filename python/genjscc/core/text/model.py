@@ -6,6 +6,13 @@ systems", IEEE TSP 2021), with two changes said here:
 
 * Tokens are byte-level BPE pieces (:mod:`genjscc.core.text.tokenizer`), not words from a fixed
   vocabulary, so an unseen word is sent as smaller pieces instead of failing or becoming <unk>.
+* The channel encoder adds a learned constellation point per token (``2 cu`` reals of energy
+  ``cu``) to its context-dependent output (which starts at zero), and the channel decoder adds
+  the matched-filter score of every token's point, ``2 <y, c_v> / N0``, to the transformer's
+  logits: the scheme decodes from the first training step (a random spherical code), and
+  training shapes the constellation and the context's corrections. (Without it, a first run
+  on a shared CPU learned the token identities too slowly: BLEU-1 0.05-0.23 after 250-500
+  steps.)
 * The decoder is not autoregressive: a transformer stack over the received symbols of all
   tokens at once (one position per sent token), then a softmax over the vocabulary per
   position. The receiver knows the number of tokens from the number of symbols it received
@@ -37,7 +44,8 @@ __all__ = ["TextJSCC", "TextJSCCConfig", "load_text_jscc", "load_text_jscc_model
 
 @dataclass(frozen=True)
 class TextJSCCConfig:
-    """Architecture: ``layers`` transformer layers on each side, width ``d_model``."""
+    """Architecture: ``layers`` transformer layers on each side, width ``d_model``;
+    ``constellation``: the learned per-token constellation and its matched filter (module)."""
 
     vocab_size: int = 1024
     d_model: int = 128
@@ -47,6 +55,7 @@ class TextJSCCConfig:
     channel_uses_per_token: int = 4
     max_tokens: int = 96
     dropout: float = 0.0
+    constellation: bool = True
 
 
 def _stack(cfg: TextJSCCConfig) -> nn.TransformerEncoder:
@@ -80,6 +89,11 @@ class TextJSCC(nn.Module):
         self.decoder = _stack(config)
         self.dec_norm = nn.LayerNorm(d)
         self.out_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        if config.constellation:
+            self.points = nn.Parameter(torch.randn(config.vocab_size, reals))
+            # the context's correction starts at zero: the first symbols are the points alone
+            nn.init.zeros_(self.channel_encoder[-1].weight)
+            nn.init.zeros_(self.channel_encoder[-1].bias)
         # small embeddings: the output layer shares them, and logits of N(0, 1) rows would
         # start the cross-entropy near 40 nats instead of ln(vocab)
         for emb in (self.embed, self.pos_tx, self.pos_rx):
@@ -104,12 +118,20 @@ class TextJSCC(nn.Module):
         pos = torch.arange(tokens.shape[1], device=tokens.device)
         h = self.embed(tokens) + self.pos_tx(pos)
         h = self.enc_norm(self.encoder(h, src_key_padding_mask=~mask))
-        reals = self.channel_encoder(h) * mask[..., None]
+        reals = self.channel_encoder(h)
+        if cfg.constellation:
+            reals = reals + self.constellation_points()[tokens]
+        reals = reals * mask[..., None]
         z = torch.view_as_complex(reals.reshape(*reals.shape[:2], -1, 2).contiguous())
         z = z.reshape(z.shape[0], -1)  # [B, T * cu]
         used = mask.sum(1).clamp(min=1) * cfg.channel_uses_per_token
         energy = (z.abs() ** 2).sum(1) / used
         return z / torch.sqrt(energy.clamp(min=1e-12))[:, None]
+
+    def constellation_points(self) -> torch.Tensor:
+        """``[vocab, 2 cu]`` real points, each of energy ``cu`` (1 per complex channel use)."""
+        cu = self.config.channel_uses_per_token
+        return self.points * (cu ** 0.5) / self.points.norm(dim=-1, keepdim=True).clamp(min=1e-6)
 
     def decode_logits(self, y: torch.Tensor, snr_db: torch.Tensor,
                       mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -130,7 +152,11 @@ class TextJSCC(nn.Module):
         h = self.channel_decoder(feat) + self.pos_rx(pos)
         pad = None if mask is None else ~mask
         h = self.dec_norm(self.decoder(h, src_key_padding_mask=pad))
-        return h @ self.embed.weight.t() + self.out_bias
+        logits = h @ self.embed.weight.t() + self.out_bias
+        if cfg.constellation:  # matched filter: 2 <y, c_v> / N0 (log-likelihood up to a constant)
+            n0 = (10.0 ** (-snr / 10.0))[:, None, None]
+            logits = logits + 2.0 * (reals @ self.constellation_points().t()) / n0
+        return logits
 
     def forward(self, tokens: torch.Tensor, snr_db: torch.Tensor, channel: Any,
                 generator: torch.Generator | None = None) -> torch.Tensor:
