@@ -5,7 +5,6 @@ graph keeps running)."""
 from __future__ import annotations
 
 import itertools
-import os
 import time
 
 import numpy as np
@@ -22,7 +21,7 @@ TIMEOUT_S = 60.0
 SENTENCES = ["the committee adopted the report without a vote",
              "we must protect the freedom of the press in europe",
              "naïve words like qwzx are sent too"]
-JSCC_MODEL = os.environ.get("GENJSCC_TEXT_JSCC_TEST_MODEL", "text-jscc-small")
+JSCC_MODEL = "text-jscc-small"
 
 
 @pytest.fixture(autouse=True, scope="module")
