@@ -61,6 +61,8 @@ BENCHMARKS = [
     Benchmark("lm-exact", "bench_lm_exact.py",
               "LM coding on any machine: exactness, unseen sources, binaries, speed"),
     Benchmark("radio", "bench_radio.py", "Burst OFDM PHY: detection, coded BLER, CPU cost"),
+    Benchmark("text", "bench_text.py",
+              "Text at equal energy per word: LM-SSCC chains against the text JSCC"),
 ]
 
 HEADER = """# Benchmarks

@@ -28,19 +28,20 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
         [sys.executable, "-m", "genjscc.cli", "demo", "--out", str(out), "--modulations",
          "qpsk,16qam", "--packets", "40", "--step", "7", "--coded-links", "qpsk-pdu",
          "--coded-packets", "40", "--cliff-words", "30", "--jscc-images", "1",
-         "--jscc-crop", "128", "--sscc-esno", "0,3"],
+         "--jscc-crop", "128", "--sscc-esno", "0,3", "--text-sentences", "6",
+         "--text-ew", "8,20,32"],
         capture_output=True, text=True, timeout=400, env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-2000:]
     report = (out / "report.md").read_text()
     for image in ("ber_pdu.png", "delivery_pdu.png", "ber_ofdm.png", "delivery_ofdm.png",
                   "coded_bler.png", "amc_cliff.png", "jscc_psnr.png", "jscc_mismatch.png",
-                  "jscc_grid.png", "sscc_text.png"):
+                  "jscc_grid.png", "sscc_text.png", "text_awgn.png", "text_rayleigh.png"):
         assert f"({image})" in report
         assert (out / image).stat().st_size > 10_000
     for title in ("## Coded link", "## Link adaptation: the cliff and leveling effects"):
         assert title in report
     results = json.loads((out / "results.json").read_text())
-    assert set(results["seconds"]) == {"links", "coded", "amc", "sscc", "jscc"}
+    assert set(results["seconds"]) == {"links", "coded", "amc", "sscc", "jscc", "text"}
     ofdm = results["ofdm"]
     # The highest-SNR OFDM point of each modulation delivers every packet.
     for modulation in ("qpsk", "16qam"):
@@ -53,6 +54,19 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
     _check_cliff(results["amc_cliff"])
     _check_jscc(results["jscc"])
     _check_sscc(results["sscc"])
+    _check_text(results["text"])
+
+
+def _check_text(rows: list[dict]) -> None:
+    """Text at equal energy per word: LM-SSCC exact at 32 dB on AWGN and all lost at 8 dB;
+    every scheme spends the same energy per word (Es/N0 shifted by its channel uses)."""
+    by = {(r["scheme"], r["channel"], r["ew_n0_db"]): r for r in rows}
+    for scheme in ("lm-sscc-ecct", "lm-sscc"):
+        assert by[scheme, "awgn", 32.0]["exact"] == 1.0
+        assert by[scheme, "awgn", 8.0]["lost"] == by[scheme, "awgn", 8.0]["sentences"]
+    for r in rows:
+        expected = r["ew_n0_db"] - 10 * math.log10(r["channel_uses_per_word"])
+        assert abs(r["esn0_db"] - expected) < 0.01, r
 
 
 def _check_sscc(points: list[dict]) -> None:
@@ -111,6 +125,8 @@ def _check_cliff(cliff: dict) -> None:
     (["--coded-links", "qpsk-mars"], "unknown coded link"),
     (["--sscc-esno", "1,loud"], "sscc-esno"),
     (["--sscc-chunk", "8"], "sscc-chunk"),
+    (["--text-ew", "1,loud"], "text-ew"),
+    (["--text-sentences", "1"], "text-sentences"),
 ])
 def test_demo_rejects_bad_options(tmp_path: Path, option: list[str], message: str) -> None:
     result = subprocess.run([sys.executable, "-m", "genjscc.cli", "demo", "--out",

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "files over the burst OFDM PHY: send, channel emulator, receive (ZeroMQ or USRP)"),
     "jscc-eval": ("genjscc.commands.jscc_eval",
                   "image transmission quality vs SNR: Deep JSCC beside the separation baseline"),
+    "text-eval": ("genjscc.commands.text_eval",
+                  "text at equal energy per word: LM-SSCC chains beside the DeepSC-class JSCC"),
 }
 
 EPILOG = """\

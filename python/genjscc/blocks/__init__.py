@@ -20,6 +20,13 @@ from genjscc.blocks.ofdm import ofdm_qam_rx, ofdm_qam_tx
 from genjscc.blocks.pdu_channel import pdu_channel
 from genjscc.blocks.qam_mapper import qam_mapper
 from genjscc.blocks.soft_demapper import soft_demapper
+from genjscc.blocks.text import (
+    lm_sentence_decoder,
+    lm_sentence_encoder,
+    text_jscc_decoder,
+    text_jscc_encoder,
+    text_pdu,
+)
 
 __all__ = [
     "burst_ofdm_rx",
@@ -30,6 +37,8 @@ __all__ = [
     "jscc_image_encoder",
     "ldpc_decoder",
     "ldpc_encoder",
+    "lm_sentence_decoder",
+    "lm_sentence_encoder",
     "lm_source_decoder",
     "lm_source_encoder",
     "mcs_selector",
@@ -40,4 +49,7 @@ __all__ = [
     "qam_mapper",
     "sample_image_path",
     "soft_demapper",
+    "text_jscc_decoder",
+    "text_jscc_encoder",
+    "text_pdu",
 ]

@@ -113,6 +113,9 @@ KEY_LM_OK = pmt.intern("lm_ok")  # bool: every chunk was recovered
 KEY_LM_ERROR = pmt.intern("lm_error")  # symbol: why not (e.g. chunks_lost)
 KEY_LOST_CHUNKS = pmt.intern("lm_lost_chunks")  # s32 vector: chunks not recovered
 
+# --- text (text_jscc_*, lm_sentence_*)
+KEY_TEXT_OK = pmt.intern("text_ok")  # bool: the sentence passed its check (LM-SSCC)
+
 
 def _name(key: pmt.pmt_base) -> str:
     return pmt.symbol_to_string(key)

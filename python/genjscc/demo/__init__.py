@@ -37,4 +37,6 @@ PARTS: list[DemoPart] = [
              "LM-SSCC: text through lm-small, xz or gzip + 5G LDPC + QPSK (GNU Radio)"),
     DemoPart("jscc", "genjscc.demo.jscc",
              "Deep JSCC images beside HEIF + 5G LDPC + QAM with AMC (ratio 1/6, AWGN)"),
+    DemoPart("text", "genjscc.demo.text",
+             "sentences at equal energy per word: LM-SSCC (ECCT, 5G LDPC) and the text JSCC"),
 ]

@@ -152,6 +152,10 @@ KINDS: dict[str, ZooKind] = {
                   aliases={"small": "lm-small"},
                   others="smollm2, a .safetensors file written by genjscc train lm or a "
                          "Hugging Face model directory"),
+    "text-jscc": ZooKind(lambda size: f"text-jscc-{size}",
+                         "genjscc.core.text.model:load_text_jscc_model",
+                         aliases={"deepsc": "text-jscc-small"},
+                         others="a .safetensors file written by genjscc train text-jscc"),
 }
 """Model kind -> naming rule and loader."""
 

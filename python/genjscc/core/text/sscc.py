@@ -1,0 +1,308 @@
+"""LM-based separate source-channel coding (LM-SSCC) of sentences.
+
+Source part (:class:`LMSentenceSource`): each sentence is coded alone by the LM range coder
+(``genjscc.core.source.coding``; lm-small by default, exact integer arithmetic) into *frames*
+of at most :data:`MAX_PIECE_BYTES` bytes of text each (a longer text becomes several frames):
+
+=========  =======  ==========================================================================
+offset     bytes    field
+=========  =======  ==========================================================================
+0          1        ``n``: text bytes (= LM symbols) of this frame, 0..255
+1          1        ``w``: 32-bit words of range-coder payload, 0..255
+2          4 w      the payload (the coder's words, little-endian)
+2 + 4 w    2        CRC-16/XMODEM (polynomial 0x1021, zero start) of everything before it
+=========  =======  ==========================================================================
+
+Not the ``.gjz`` container of ``genjscc compress`` (its header, model id and chunk table cost
+dozens of bytes, more than a compressed sentence): the receiver knows the model by
+configuration. A sentence is the concatenation of its frames' bytes (its *stream*).
+
+Channel part (:class:`SentenceChannelCode`): the stream's bits (MSB first) are cut into the
+code's information blocks, the last padded with zeros: fixed short codes (LDPC(49,24),
+Polar(64,32), ...) in ``ceil(bits / k)`` codewords, or 5G NR LDPC with the stream's own
+length (one code block up to 3840 bits, else equal blocks of at most 3840) at a given rate.
+The coded bits of a sentence are concatenated, padded to whole symbols and mapped (BPSK or
+QPSK, unit energy per complex channel use). The receiver is told the stream's length in bits
+(signalling, as a transport block size) and the noise variance per symbol.
+
+A sentence is *lost* when any frame fails its CRC or its lengths are impossible, or the LM
+decoder rejects the payload: the receiver then outputs ``None`` (text-eval scores it as the
+empty string ``""``, so a lost sentence costs its whole length in CER and all its n-grams).
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = [
+    "MAX_PIECE_BYTES",
+    "PRESETS",
+    "LMSentenceSource",
+    "SSCCConfig",
+    "SentenceChannelCode",
+    "pack_frame",
+    "parse_stream",
+    "scheme_config",
+]
+
+MAX_PIECE_BYTES = 255
+NR_MAX_BLOCK_BITS = 3840  # base graph 2's largest code block (TS 38.212 5.2.2)
+
+
+@dataclass(frozen=True)
+class SSCCConfig:
+    """A channel code and modulation for LM-SSCC streams.
+
+    ``code``: a shipped code name (``LDPC_N49_K24``, ``POLAR_N64_K32``, ...) or ``5gnr``;
+    ``decoder``: a name of ``genjscc.core.fec.decoders.make_decoder`` (``bp``, ``ecct``, ...);
+    ``modulation``: ``bpsk`` or ``qpsk``; ``rate``: 5G NR only, information bits per coded bit;
+    ``iterations``: BP iterations (unused by ECCT); ``max_llr_ebno_db``: the LLRs are
+    computed for a noise variance no smaller than that of this Eb/N0 (dB, per information bit
+    of the code), or None for the true one. The shipped ECCT models were trained at Eb/N0
+    2-7 dB (their cards); fed the large LLRs of a cleaner channel they fail (LDPC(49,24): half
+    the words wrong at 10 dB, all at 14 dB), so their chains de-rate the LLRs to 7 dB: the
+    decoder then sees inputs like its training data, with less noise.
+    """
+
+    code: str = "5gnr"
+    decoder: str = "bp"
+    modulation: str = "qpsk"
+    rate: float = 0.5
+    iterations: int = 50
+    max_llr_ebno_db: float | None = None
+
+
+PRESETS: dict[str, SSCCConfig] = {
+    "lm-sscc": SSCCConfig("5gnr", "bp", "qpsk", 0.5),
+    "lm-sscc-r13": SSCCConfig("5gnr", "bp", "qpsk", 1 / 3),
+    "lm-sscc-ecct": SSCCConfig("LDPC_N49_K24", "ecct", "bpsk", max_llr_ebno_db=7.0),
+    "lm-sscc-bp": SSCCConfig("LDPC_N49_K24", "bp", "bpsk"),
+    "lm-sscc-polar-ecct": SSCCConfig("POLAR_N64_K32", "ecct", "bpsk", max_llr_ebno_db=7.0),
+    "lm-sscc-polar-bp": SSCCConfig("POLAR_N64_K32", "bp", "bpsk"),
+}
+"""Scheme name -> configuration: the strong chain (5G NR LDPC with the sentence's length, QPSK,
+BP-50) and the short-code chains (ECCT or BP-50, BPSK)."""
+
+
+def scheme_config(name: str) -> SSCCConfig:
+    """The :data:`PRESETS` entry ``name``; ValueError listing them otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown LM-SSCC scheme {name!r}; use one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+def pack_frame(n_symbols: int, payload: bytes) -> bytes:
+    """One frame (see module): ``n_symbols`` text bytes coded as ``payload``."""
+    if not 0 <= n_symbols <= MAX_PIECE_BYTES:
+        raise ValueError(f"n_symbols {n_symbols} outside [0, {MAX_PIECE_BYTES}]")
+    if len(payload) % 4 or len(payload) // 4 > 255:
+        raise ValueError(f"payload of {len(payload)} bytes: need whole 32-bit words, <= 255")
+    body = bytes([n_symbols, len(payload) // 4]) + payload
+    return body + binascii.crc_hqx(body, 0).to_bytes(2, "big")
+
+
+def parse_stream(stream: bytes) -> list[tuple[int, bytes]] | None:
+    """The ``(n_symbols, payload)`` of each frame of a stream, or None when a CRC fails or the
+    lengths run past the end. Bytes after the last whole frame (code padding) are ignored
+    only if they are zero."""
+    frames, pos = [], 0
+    while pos < len(stream):
+        if pos + 4 > len(stream):
+            return None if any(stream[pos:]) else frames
+        n, w = stream[pos], stream[pos + 1]
+        end = pos + 2 + 4 * w
+        if end + 2 > len(stream):
+            return None
+        if binascii.crc_hqx(stream[pos:end], 0) != int.from_bytes(stream[end:end + 2], "big"):
+            # zero padding after the last frame reads as n = w = 0 with a zero CRC mismatch
+            return frames if frames and not any(stream[pos:]) else None
+        frames.append((n, stream[pos + 2:end]))
+        pos = end + 2
+    return frames
+
+
+# ----------------------------------------------------------------------------- source
+
+
+class LMSentenceSource:
+    """Sentence <-> stream of frames with an LM range coder (see module).
+
+    ``model``: an ``lm`` zoo name or spec of ``genjscc.core.source.codec.load_model``
+    (``small`` = lm-small, integer and exact). ``rows``: sentences stepped together.
+    Decoding keeps a cache from (symbols, payload) to text: the LM decoder is a deterministic
+    function of those, so a payload seen before is not decoded again (exact, and it makes
+    evaluation at many energies affordable).
+    """
+
+    def __init__(self, model: str = "small", rows: int = 64):
+        from genjscc.core.source.codec import load_model
+
+        self.lm = load_model(model)
+        self.rows = rows
+        self._cache: dict[tuple[int, bytes], bytes | None] = {}
+
+    def pieces(self, text: str) -> list[bytes]:
+        """The UTF-8 bytes of ``text`` in pieces of at most :data:`MAX_PIECE_BYTES` (one
+        empty piece for an empty text, so that an empty sentence is still a frame)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, got {type(text).__name__}")
+        data = text.encode("utf-8")
+        return [data[i:i + MAX_PIECE_BYTES] for i in range(0, len(data), MAX_PIECE_BYTES)] \
+            or [b""]
+
+    def encode(self, texts: list[str]) -> list[bytes]:
+        """One stream per text."""
+        from genjscc.core.source.coding import encode_chunks
+
+        pieces = [self.pieces(t) for t in texts]
+        flat = [p for ps in pieces for p in ps]
+        symbols = [self.lm.tokenize(p) for p in flat]
+        payloads = encode_chunks(self.lm, symbols, rows=min(self.rows, max(1, len(flat))))
+        frames = iter(pack_frame(len(s), pay) for s, pay in zip(symbols, payloads, strict=True))
+        return [b"".join(next(frames) for _ in ps) for ps in pieces]
+
+    def decode(self, streams: list[bytes | None]) -> list[str | None]:
+        """The text of each stream, or None where it is lost (see module)."""
+        from genjscc.core.source.coding import decode_chunks
+
+        parsed = [parse_stream(s) if s is not None else None for s in streams]
+        todo = sorted({f for fr in parsed if fr for f in fr if f not in self._cache})
+        if todo:
+            out = decode_chunks(self.lm, [p for _, p in todo], [n for n, _ in todo],
+                                rows=min(self.rows, len(todo)))
+            for key, symbols in zip(todo, out, strict=True):
+                self._cache[key] = None if symbols is None else self.lm.detokenize(symbols)
+        texts: list[str | None] = []
+        for frames in parsed:
+            parts = None if frames is None else [self._cache[f] for f in frames]
+            if not parts or any(p is None for p in parts):
+                texts.append(None)
+                continue
+            try:
+                texts.append(b"".join(parts).decode("utf-8"))
+            except UnicodeDecodeError:
+                texts.append(None)
+        return texts
+
+
+# ----------------------------------------------------------------------------- channel code
+
+
+def _bits(data: bytes) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(data, dtype=np.uint8)) if data else \
+        np.zeros(0, dtype=np.uint8)
+
+
+class SentenceChannelCode:
+    """Stream bytes <-> complex symbols with a channel code and a modulation (see module)."""
+
+    def __init__(self, config: SSCCConfig):
+        from genjscc.core.mapping import constellation
+
+        if config.modulation not in ("bpsk", "qpsk"):
+            raise ValueError(f"modulation {config.modulation!r}: use bpsk or qpsk")
+        if config.code.lower() == "5gnr" and not 0 < config.rate < 1:
+            raise ValueError(f"rate {config.rate}: 5G NR needs 0 < rate < 1")
+        self.config = config
+        self.nr = config.code.lower() == "5gnr"
+        self.const = constellation(config.modulation)
+        self._codes: dict[int, tuple] = {}  # block length k -> (code, decoder)
+        self._fixed = None if self.nr else self._code_for(0)
+
+    def _code_for(self, k: int) -> tuple:
+        key = 0 if not self.nr else k
+        if key not in self._codes:
+            from genjscc.core.fec.codes import get_code
+            from genjscc.core.fec.decoders import make_decoder
+
+            if self.nr:
+                from genjscc.core.fec.ldpc5g import NR5GLDPC
+
+                code = NR5GLDPC(k, code_rate=self.config.rate,
+                                modulation_order=self.const.bits_per_symbol)
+            else:
+                code = get_code(self.config.code)
+            self._codes[key] = (code, make_decoder(self.config.decoder, code,
+                                                   num_iters=self.config.iterations))
+        return self._codes[key]
+
+    def blocks(self, info_bits: int) -> list[int]:
+        """Information bits of each code block for a stream of ``info_bits`` bits."""
+        if info_bits <= 0:
+            raise ValueError("an LM-SSCC stream has at least one frame (32 bits)")
+        if not self.nr:
+            k = self._fixed[0].k
+            return [k] * math.ceil(info_bits / k)
+        count = math.ceil(info_bits / NR_MAX_BLOCK_BITS)
+        return [math.ceil(info_bits / count)] * count
+
+    def coded_bits(self, info_bits: int) -> int:
+        return sum(self._block_n(k) for k in self.blocks(info_bits))
+
+    def _block_n(self, k: int) -> int:
+        code = self._code_for(k)[0]
+        return code.e if self.nr else code.n
+
+    def channel_uses(self, info_bits: int) -> int:
+        """Complex channel uses of a stream of ``info_bits`` bits."""
+        return math.ceil(self.coded_bits(info_bits) / self.const.bits_per_symbol)
+
+    def encode(self, stream: bytes) -> torch.Tensor:
+        """Complex64 symbols (1-D, unit average energy) of one stream."""
+        bits = _bits(stream)
+        out = []
+        pos = 0
+        for k in self.blocks(len(bits)):
+            block = np.zeros(k, dtype=np.uint8)
+            chunk = bits[pos:pos + k]
+            block[:len(chunk)] = chunk
+            pos += k
+            out.append(self._code_for(k)[0].encode(torch.from_numpy(block)[None])[0])
+        coded = torch.cat(out).to(torch.uint8)
+        pad = -len(coded) % self.const.bits_per_symbol
+        coded = torch.cat([coded, torch.zeros(pad, dtype=torch.uint8)])
+        return self.const.map(coded)
+
+    def _llr_noise_var(self, noise_var, info_bits: int):
+        """``noise_var``, raised to the floor of ``config.max_llr_ebno_db`` if set."""
+        cap = self.config.max_llr_ebno_db
+        if cap is None:
+            return noise_var
+        k = self.blocks(info_bits)[0]
+        rate = k / self._block_n(k)
+        floor = 10.0 ** (-(cap + 10 * math.log10(rate * self.const.bits_per_symbol)) / 10)
+        return torch.clamp(torch.as_tensor(noise_var, dtype=torch.float32), min=floor)
+
+    def decode(self, ys: list[torch.Tensor], noise_vars: list[torch.Tensor | float],
+               info_bits: list[int]) -> list[bytes]:
+        """Streams (``info_bits / 8`` bytes each) from received symbols ``ys`` with noise
+        variance ``N0`` per symbol; all codewords of one code are decoded in one batch."""
+        groups: dict[int, list[tuple[int, int, torch.Tensor]]] = {}
+        for s, (y, nv, nbits) in enumerate(zip(ys, noise_vars, info_bits, strict=True)):
+            llr = self.const.demap(y.to(torch.complex64), self._llr_noise_var(nv, nbits))
+            pos = 0
+            for b, k in enumerate(self.blocks(nbits)):
+                n = self._block_n(k)
+                groups.setdefault(k, []).append((s, b, llr[pos:pos + n]))
+                pos += n
+        decoded: dict[tuple[int, int], np.ndarray] = {}
+        for k, items in groups.items():
+            code, decoder = self._code_for(k)
+            llr = torch.stack([it[2] for it in items]).float()
+            words = decoder(code.rate_recover(llr))
+            info = words[:, torch.as_tensor(np.asarray(code.info_positions))].cpu().numpy()
+            for (s, b, _), row in zip(items, info, strict=True):
+                decoded[(s, b)] = row.astype(np.uint8)
+        streams = []
+        for s, nbits in enumerate(info_bits):
+            bits = np.concatenate([decoded[(s, b)] for b in range(len(self.blocks(nbits)))])
+            streams.append(np.packbits(bits[:nbits]).tobytes())
+        return streams
