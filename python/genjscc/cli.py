@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "files over the burst OFDM PHY: send, channel emulator, receive (ZeroMQ or USRP)"),
     "jscc-eval": ("genjscc.commands.jscc_eval",
                   "image transmission quality vs SNR: Deep JSCC beside the separation baseline"),
+    "loss-eval": ("genjscc.commands.loss_eval",
+                  "images over packet loss: resilient token codec beside HEIF + erasure-code FEC"),
 }
 
 EPILOG = """\

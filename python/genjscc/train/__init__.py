@@ -16,6 +16,8 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "lm": ("genjscc.train.lm", "train the small byte-level LM used by `genjscc compress`"),
     "ecct": ("genjscc.train.ecct", "train an ECCT channel decoder for a shipped code"),
     "jscc": ("genjscc.train.jscc", "train a Deep JSCC image model for a bandwidth ratio"),
+    "resilient": ("genjscc.train.resilient",
+                  "train the loss-resilient token image codec (packet-erasure links)"),
 }
 
 

@@ -152,6 +152,9 @@ KINDS: dict[str, ZooKind] = {
                   aliases={"small": "lm-small"},
                   others="smollm2, a .safetensors file written by genjscc train lm or a "
                          "Hugging Face model directory"),
+    "resilient": ZooKind(lambda patch: f"resilient-p{patch}",
+                         "genjscc.core.resilient.codec:load_resilient_codec",
+                         others="a .safetensors file written by genjscc train resilient"),
 }
 """Model kind -> naming rule and loader."""
 
