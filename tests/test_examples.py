@@ -36,6 +36,7 @@ EXPECTED_OUTPUT = {
     "qam_ofdm_loopback": "noise_var",
     "server_offload_loopback": "(backend . server)",
     "jscc_ofdm_loopback": "missing_segments",
+    "resilient_image_loopback": "missing_segments",
 }
 # Examples that need hardware: they must compile, but running them needs the device
 # (a USRP block fails in its constructor without one, gnuradio-notes.md).
