@@ -59,6 +59,8 @@ BENCHMARKS = [
     Benchmark("lm-exact", "bench_lm_exact.py",
               "LM coding on any machine: exactness, unseen sources, binaries, speed"),
     Benchmark("radio", "bench_radio.py", "Burst OFDM PHY: detection, coded BLER, CPU cost"),
+    Benchmark("resilient", "bench_resilient.py",
+              "The loss-resilient token codec against HEIF + erasure-code FEC"),
 ]
 
 HEADER = """# Benchmarks
