@@ -115,6 +115,26 @@ def test_corrupt_and_repeated_packets_are_counted(codec, image, packets):
     assert (report.received, report.duplicates, report.rejected) == (2, 2, 8)
     none, report = codec.decode(bad + junk[:3])
     assert none is None and report.rejected == 7
+    forged = [_forged(packets[0], **f) for f in (  # valid CRCs, absurd headers
+        {"height": 0xFFFF, "width": 0xFFFF}, {"count": 0xFFFF}, {"index": 0xFFFF},
+        {"tokens": 0xFFFF}, {"words": 0xFFFF}, {"magic": 0}, {"height": 0})]
+    none, report = codec.decode(forged)
+    assert none is None and report.rejected == len(forged)
+
+
+def _forged(packet: bytes, **fields) -> bytes:
+    """``packet`` with header fields replaced and a fresh CRC."""
+    import struct
+    import zlib
+
+    from genjscc.core.resilient.packets import HEADER
+
+    values = list(HEADER.unpack_from(packet))
+    names = ["magic", "flags", "image_id", "index", "count", "height", "width", "tokens", "words"]
+    for k, v in fields.items():
+        values[names.index(k)] = v
+    body = HEADER.pack(*values) + packet[HEADER.size:-4]
+    return body + struct.pack(">I", zlib.crc32(body))
 
 
 def test_budget_below_and_above_the_natural_rate(codec, image, packets):

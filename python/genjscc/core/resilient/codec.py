@@ -63,6 +63,14 @@ class ResilientCodec:
         """Token grid ``(rows, cols)`` of an image of ``height x width`` pixels."""
         return -(-height // self.patch), -(-width // self.patch)
 
+    def _num_tokens(self, height: int, width: int) -> int:
+        """Tokens of a ``height x width`` image; ValueError beyond MAX_PIXELS (a packet that
+        claims a huge image is rejected, not allocated)."""
+        if height * width > MAX_PIXELS:
+            raise ValueError(f"image {height}x{width} is larger than {MAX_PIXELS} pixels")
+        rows, cols = self.grid(height, width)
+        return rows * cols
+
     def tokens(self, image: torch.Tensor) -> np.ndarray:
         """Raster-ordered tokens (int64) of a float image ``[3, H, W]`` in [0, 1]."""
         _check_image(image)
@@ -82,7 +90,7 @@ class ResilientCodec:
         """Image ``[3, H, W]`` in [0, 1] from any subset of one image's packets (any order,
         duplicates and corrupt packets tolerated), and a report; ``None`` without a usable
         packet."""
-        got = decode_tokens(self.coder, packets, lambda h, w: int(np.prod(self.grid(h, w))))
+        got = decode_tokens(self.coder, packets, self._num_tokens)
         if got.header is None:
             return None, DecodeReport(0, got.duplicates, got.rejected, 0, 1.0)
         h, w = got.header.height, got.header.width
