@@ -237,7 +237,8 @@ def save_resilient(model: ResilientModel, frequencies: torch.Tensor, path: str |
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors["coder.frequencies"] = frequencies.to(torch.int64).cpu().contiguous()
+    table = torch.as_tensor(frequencies, dtype=torch.int64)
+    tensors["coder.frequencies"] = table.cpu().contiguous()
     meta = {"format": FORMAT, "config": json.dumps(asdict(model.config))}
     meta.update(metadata or {})
     save_file(tensors, str(path), metadata=meta)
