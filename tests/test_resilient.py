@@ -208,7 +208,9 @@ def test_loss_eval_rows(codec, image):
     assert len(rows) == 4
     for r in rows:
         assert {"scheme", "loss_rate", "burst", "budget_bpp", "psnr_mean", "psnr_p5",
-                "ms_ssim_mean", "failures", "images", "trials", "setting"} <= set(r)
+                "ms_ssim_mean", "failures", "nothing_received", "images", "trials",
+                "setting"} <= set(r)
+        assert r["nothing_received"] <= r["failures"]
     lossless = [r for r in rows if r["loss_rate"] == 0]
     assert all(r["failures"] == 0 for r in lossless)
     fec = next(r for r in lossless if r["scheme"] == "heif-fec")

@@ -6,7 +6,8 @@ schemes send the same ``n = floor(budget * H * W / 8 / packet_bytes)`` packets. 
 draws one seeded loss mask of ``n`` packets (in sending order) per channel, shared by every
 scheme. An image that cannot be decoded is a failure and scores as mid-gray (0.5).
 Rows: scheme, channel, loss_rate, burst, budget_bpp, psnr_mean, psnr_p5 (5th percentile over
-images x trials), ms_ssim_mean, failures, images, trials, setting (the FEC redundancy; for the
+images x trials), ms_ssim_mean, failures, nothing_received (trials that lost every packet),
+images, trials, setting (the FEC redundancy; for the
 ``heif-fec`` row the best one by mean PSNR, ``--all-settings`` keeps one row per redundancy).
 """
 
@@ -107,7 +108,7 @@ def loss_eval(images: Sequence[torch.Tensor], codec: ResilientCodec | None,
                     lost = _mask(ch, sent[i]["n"], i, t, seed)
                     for key, (image, fail) in _receive(sent[i], lost, codec).items():
                         p, s = _score(img, image, with_ms_ssim)
-                        scores.setdefault(key, []).append((p, s, fail))
+                        scores.setdefault(key, []).append((p, s, fail, bool(lost.all())))
                         if keep is not None and t == 0:
                             keep(key[0] if key[1] is None else f"{key[0]} r={key[1]:g}",
                                  ch.loss_rate, i, image)
@@ -157,7 +158,8 @@ def _rows(scores, ch: Channel, budget: float, images: int, trials: int,
                      "psnr_p5": round(float(np.percentile(p, 5)), 3),
                      "ms_ssim_mean": round(float(np.nanmean(s)), 4) if np.isfinite(s).any()
                      else None,
-                     "failures": int(sum(v[2] for v in vals)), "images": images,
+                     "failures": int(sum(v[2] for v in vals)),
+                     "nothing_received": int(sum(v[3] for v in vals)), "images": images,
                      "trials": trials,
                      "setting": None if setting is None else f"redundancy {setting:g}"})
     fec = [r for r in rows if r["scheme"] == "heif-fec"]
