@@ -63,6 +63,8 @@ BENCHMARKS = [
     Benchmark("radio", "bench_radio.py", "Burst OFDM PHY: detection, coded BLER, CPU cost"),
     Benchmark("text", "bench_text.py",
               "Text at equal energy per word: LM-SSCC chains against the text JSCC"),
+    Benchmark("resilient", "bench_resilient.py",
+              "The loss-resilient token codec against HEIF + erasure-code FEC"),
 ]
 
 HEADER = """# Benchmarks

@@ -37,6 +37,7 @@ EXPECTED_OUTPUT = {
     "server_offload_loopback": "(backend . server)",
     "jscc_ofdm_loopback": "missing_segments",
     "text_schemes_loopback": "text_ok . #t",
+    "resilient_image_loopback": "missing_segments",
 }
 # Examples that need hardware: they must compile, but running them needs the device
 # (a USRP block fails in its constructor without one, gnuradio-notes.md).

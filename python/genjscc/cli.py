@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "image transmission quality vs SNR: Deep JSCC beside the separation baseline"),
     "text-eval": ("genjscc.commands.text_eval",
                   "text at equal energy per word: LM-SSCC chains beside the DeepSC-class JSCC"),
+    "loss-eval": ("genjscc.commands.loss_eval",
+                  "images over packet loss: resilient token codec beside HEIF + erasure-code FEC"),
 }
 
 EPILOG = """\

@@ -19,6 +19,7 @@ from genjscc.blocks.mcs_selector import mcs_selector
 from genjscc.blocks.ofdm import ofdm_qam_rx, ofdm_qam_tx
 from genjscc.blocks.pdu_channel import pdu_channel
 from genjscc.blocks.qam_mapper import qam_mapper
+from genjscc.blocks.resilient_image import resilient_image_decoder, resilient_image_encoder
 from genjscc.blocks.soft_demapper import soft_demapper
 from genjscc.blocks.text import (
     lm_sentence_decoder,
@@ -47,6 +48,8 @@ __all__ = [
     "ofdm_qam_tx",
     "pdu_channel",
     "qam_mapper",
+    "resilient_image_decoder",
+    "resilient_image_encoder",
     "sample_image_path",
     "soft_demapper",
     "text_jscc_decoder",

@@ -17,6 +17,8 @@ TRAINERS: dict[str, tuple[str, str]] = {
     "ecct": ("genjscc.train.ecct", "train an ECCT channel decoder for a shipped code"),
     "jscc": ("genjscc.train.jscc", "train a Deep JSCC image model for a bandwidth ratio"),
     "text-jscc": ("genjscc.train.text_jscc", "train the DeepSC-class text JSCC"),
+    "resilient": ("genjscc.train.resilient",
+                  "train the loss-resilient token image codec (packet-erasure links)"),
 }
 
 

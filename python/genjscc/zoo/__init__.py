@@ -156,6 +156,9 @@ KINDS: dict[str, ZooKind] = {
                          "genjscc.core.text.model:load_text_jscc_model",
                          aliases={"deepsc": "text-jscc-small"},
                          others="a .safetensors file written by genjscc train text-jscc"),
+    "resilient": ZooKind(lambda patch: f"resilient-p{patch}",
+                         "genjscc.core.resilient.codec:load_resilient_codec",
+                         others="a .safetensors file written by genjscc train resilient"),
 }
 """Model kind -> naming rule and loader."""
 

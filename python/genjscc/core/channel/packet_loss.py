@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["GilbertElliott", "MarkovPacketLoss", "burst_lengths"]
+__all__ = ["LOSS_TRACES", "GilbertElliott", "MarkovPacketLoss", "burst_lengths", "independent_loss",
+           "loss_trace"]
 
 
 class _Uniforms:
@@ -260,3 +261,32 @@ def _stationary(p: np.ndarray) -> np.ndarray:
     # Round-off leaves ~1e-16 on transient states; zero it so e.g. a lossless chain has loss 0.
     pi = np.where(pi < 1e-12, 0.0, pi)
     return pi / pi.sum()
+
+
+def independent_loss(loss_rate: float) -> MarkovPacketLoss:
+    """Independent (Bernoulli) packet loss at ``loss_rate`` in [0, 1]: a one-state chain."""
+    if not 0.0 <= loss_rate <= 1.0:
+        raise ValueError(f"loss_rate must be in [0, 1], got {loss_rate!r}")
+    return MarkovPacketLoss([[1.0]], [loss_rate])
+
+
+LOSS_TRACES: dict[str, tuple[float, float]] = {
+    "EP1": (0.0021, 6.5),
+    "EP2": (0.0311, 1.59),
+    "EP3": (0.0645, 5.0),
+    "EP4": (0.1383, 1.69),
+    "EP5": (0.2143, 10.0),
+    "EP6": (0.3240, 2.71),
+}
+"""The six packet-loss traces of the ResiComp evaluation as (mean loss rate, mean burst
+length in packets). Its published 3-state parameter sets are not all valid Markov chains
+(EP3 and EP5), so each trace is rebuilt as the two-state Gilbert model with these statistics
+(:func:`loss_trace`)."""
+
+
+def loss_trace(name: str) -> GilbertElliott:
+    """The Gilbert model of trace ``name`` (``EP1`` .. ``EP6``, any case) of :data:`LOSS_TRACES`."""
+    key = str(name).upper()
+    if key not in LOSS_TRACES:
+        raise ValueError(f"unknown loss trace {name!r}; choose one of {', '.join(LOSS_TRACES)}")
+    return GilbertElliott.from_loss_rate(*LOSS_TRACES[key])
