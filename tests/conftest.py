@@ -8,3 +8,10 @@ keeps float results independent of the machine's core count.
 import torch
 
 torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Files with a test marked slow first (stable otherwise): with two xdist workers taking
+    a file each (make test), a long file started last would run alone at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
