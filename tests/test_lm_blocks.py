@@ -7,23 +7,19 @@ graph is stopped by the test after a bounded wait.
 
 from __future__ import annotations
 
-import itertools
-import time
-
 import numpy as np
 import pmt
 import pytest
 import torch
 
+from flowgraph_helpers import run_chain
 from genjscc.core.source import compress, load_model, parse_container
 from genjscc.core.source.container import ENTRY_SIZE, placeholder
 from genjscc.core.source.small import SmallByteLM, SmallLMConfig, save_small_lm
-from gnuradio import blocks, genjscc, gr
+from gnuradio import genjscc
 
 pytestmark = pytest.mark.flowgraph
 
-IN = pmt.intern("in")
-TIMEOUT_S = 60.0
 TEXT = (b"The quick brown fox jumps over the lazy dog; the decoder must see the very same "
         b"probabilities as the encoder did. ") * 3
 BINARY = np.random.default_rng(5).integers(0, 256, 700, dtype=np.uint8).tobytes()
@@ -48,28 +44,6 @@ def meta_ref(msg, key):
 
 def data_of(msg) -> bytes:
     return np.asarray(pmt.to_python(pmt.cdr(msg)), dtype=np.uint8).tobytes()
-
-
-def run_chain(chain, msgs, expect):
-    """Connect ``chain`` (``out`` -> ``in``), post ``msgs`` into the first block and return the
-    messages of the last once ``expect`` arrived (or TIMEOUT_S)."""
-    tb = gr.top_block()
-    sink = blocks.message_debug()
-    for a, b in itertools.pairwise(chain):
-        tb.msg_connect(a, "out", b, "in")
-    tb.msg_connect(chain[-1], "out", sink, "store")
-    tb.start()
-    try:
-        for m in msgs:
-            chain[0].to_basic_block()._post(IN, m)
-        deadline = time.monotonic() + TIMEOUT_S
-        while sink.num_messages() < expect and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)  # let a wrong extra message show up
-    finally:
-        tb.stop()
-        tb.wait()
-    return [sink.get_message(i) for i in range(sink.num_messages())]
 
 
 @pytest.fixture(scope="module")

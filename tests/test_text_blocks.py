@@ -4,20 +4,16 @@ graph keeps running)."""
 
 from __future__ import annotations
 
-import itertools
-import time
-
 import numpy as np
 import pmt
 import pytest
 import torch
 
-from gnuradio import blocks, genjscc, gr
+from flowgraph_helpers import run_chain
+from gnuradio import genjscc
 
 pytestmark = pytest.mark.flowgraph
 
-IN = pmt.intern("in")
-TIMEOUT_S = 60.0
 SENTENCES = ["the committee adopted the report without a vote",
              "we must protect the freedom of the press in europe",
              "naïve words like qwzx are sent too"]
@@ -38,27 +34,6 @@ def text_of(msg) -> str:
 
 def meta_ref(msg, key):
     return pmt.to_python(pmt.dict_ref(pmt.car(msg), pmt.intern(key), pmt.PMT_NIL))
-
-
-def run_chain(chain, msgs, expect):
-    """Connect ``chain``, post ``msgs`` into its first block, return what the last emitted."""
-    tb = gr.top_block()
-    sink = blocks.message_debug()
-    for a, b in itertools.pairwise(chain):
-        tb.msg_connect(a, "out", b, "in")
-    tb.msg_connect(chain[-1], "out", sink, "store")
-    tb.start()
-    try:
-        for m in msgs:
-            chain[0].to_basic_block()._post(IN, m)
-        deadline = time.monotonic() + TIMEOUT_S
-        while sink.num_messages() < expect and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.05)
-    finally:
-        tb.stop()
-        tb.wait()
-    return [sink.get_message(i) for i in range(sink.num_messages())]
 
 
 def test_lm_sentence_pair_round_trip_and_lost_sentences():
