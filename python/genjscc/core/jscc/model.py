@@ -41,7 +41,7 @@ Two architectures (``JSCCConfig.arch``):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from genjscc.core.weights_file import read_kind_metadata, save_with_kind
 
 __all__ = [
     "ARCHS",
@@ -421,33 +423,17 @@ def init_linear(model: DeepJSCC, images: list[torch.Tensor]) -> dict[str, float]
 
 def save_jscc(model: DeepJSCC, path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write the weights and the configuration as safetensors (metadata holds the config)."""
-    import json
-
-    from safetensors.torch import save_file
-
-    meta = {"genjscc_kind": "jscc", "config": json.dumps(asdict(model.config))}
-    meta.update(metadata or {})
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata=meta)
+    save_with_kind(model, path, "jscc", metadata)
 
 
 def load_jscc(path: str | Path, device: str | torch.device = "cpu") -> DeepJSCC:
     """A :class:`DeepJSCC` in eval mode from a file written by :func:`save_jscc`."""
     import json
 
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"JSCC weights {path} not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-    except Exception as err:  # safetensors raises its own error type for a corrupt header
-        raise ValueError(f"{path} is not a readable safetensors file: {err}") from None
-    if meta.get("genjscc_kind") != "jscc" or "config" not in meta:
-        raise ValueError(f"{path} is not a gr-genjscc JSCC model (no jscc metadata)")
+    meta = read_kind_metadata(path, "jscc", "JSCC")
     model = DeepJSCC(JSCCConfig(**json.loads(meta["config"])))
     model.load_state_dict(load_file(str(path)))
     return model.to(device).eval()

@@ -29,7 +29,7 @@ alone (:meth:`TextJSCC.encode_text`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from genjscc.core.text.tokenizer import PAD_ID, TextTokenizer
+from genjscc.core.weights_file import read_kind_metadata, save_with_kind
 
 __all__ = ["TextJSCC", "TextJSCCConfig", "load_text_jscc", "load_text_jscc_model",
            "save_text_jscc"]
@@ -219,30 +220,16 @@ class TextJSCC(nn.Module):
 def save_text_jscc(model: TextJSCC, path: str | Path,
                    metadata: dict[str, str] | None = None) -> None:
     """Weights, configuration and tokenizer JSON in one safetensors file."""
-    from safetensors.torch import save_file
-
-    meta = {"genjscc_kind": "text-jscc", "config": json.dumps(asdict(model.config)),
-            "tokenizer": model._require_tokenizer().to_json()}
-    meta.update(metadata or {})
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(path), metadata=meta)
+    save_with_kind(model, path, "text-jscc",
+                   {"tokenizer": model._require_tokenizer().to_json(), **(metadata or {})})
 
 
 def load_text_jscc(path: str | Path, device: str | torch.device = "cpu") -> TextJSCC:
     """A :class:`TextJSCC` in eval mode (with its tokenizer) from :func:`save_text_jscc`."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"text JSCC weights {path} not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = handle.metadata() or {}
-    except Exception as err:  # safetensors raises its own error type for a corrupt header
-        raise ValueError(f"{path} is not a readable safetensors file: {err}") from None
-    if meta.get("genjscc_kind") != "text-jscc" or "config" not in meta:
-        raise ValueError(f"{path} is not a gr-genjscc text JSCC model (no text-jscc metadata)")
+    meta = read_kind_metadata(path, "text-jscc", "text JSCC")
     model = TextJSCC(TextJSCCConfig(**json.loads(meta["config"])),
                      TextTokenizer(meta["tokenizer"]))
     model.load_state_dict(load_file(str(path)))
