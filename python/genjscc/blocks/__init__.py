@@ -5,6 +5,7 @@
 """
 
 from genjscc.blocks.burst_ofdm import burst_ofdm_rx, burst_ofdm_tx
+from genjscc.blocks.channel_emulator import channel_emulator
 from genjscc.blocks.ecct_decoder import ecct_decoder
 from genjscc.blocks.jscc import (
     image_pdu,
@@ -32,6 +33,7 @@ from genjscc.blocks.text import (
 __all__ = [
     "burst_ofdm_rx",
     "burst_ofdm_tx",
+    "channel_emulator",
     "ecct_decoder",
     "image_pdu",
     "jscc_image_decoder",

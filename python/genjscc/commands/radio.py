@@ -13,7 +13,8 @@ Deep JSCC symbols. SNR (--snr) is Es/N0 per data subcarrier symbol. See docs/rad
 
 actions:
   send      FILE... -> frames on --radio
-  channel   --from ADDR --to ADDR: AWGN, CFO, SRO, multipath, phase noise
+  channel   --from ADDR --to ADDR: AWGN, CFO, SRO, multipath, phase noise (a GNU Radio
+            flowgraph of gr-channels / gr-filter / gr-analog parts: blocks.channel_emulator)
   receive   --radio ADDR --out DIR: frames -> files
 """
 
@@ -335,46 +336,33 @@ def _image_name_frames(images: list) -> list[list]:
 
 
 def _channel(args) -> int:
-    import numpy as np
-    import zmq
+    """PULL the transmitter's samples, pass them through :class:`channel_emulator` (gr-channels
+    parts), PUSH them to the receiver: the channel process of the virtual radio."""
+    from genjscc.blocks.channel_emulator import channel_emulator
+    from gnuradio import gr, zeromq
 
-    from genjscc.core.channel.emulator import ChannelEmulator
-
-    emulator = ChannelEmulator(es_n0_db=args.snr, cfo=args.cfo, sro_ppm=args.sro_ppm,
-                               multipath=args.multipath, delay_spread=args.delay_spread,
-                               doppler=args.doppler, phase_noise=args.phase_noise,
-                               seed=args.seed)
-    ctx = zmq.Context()
-    pull = ctx.socket(zmq.PULL)
-    pull.connect(args.source)
-    push = ctx.socket(zmq.PUSH)
-    push.bind(args.sink)
+    try:
+        channel = channel_emulator(es_n0_db=args.snr, cfo=args.cfo, sro_ppm=args.sro_ppm,
+                                   multipath=args.multipath, delay_spread=args.delay_spread,
+                                   doppler=args.doppler, phase_noise=args.phase_noise,
+                                   seed=args.seed)
+    except ValueError as error:
+        raise GenjsccError(f"radio channel: {error}") from error
+    tb = gr.top_block("genjscc radio channel")
+    pull = zeromq.pull_source(gr.sizeof_gr_complex, 1, args.source, 100, False, -1)
+    push = zeromq.push_sink(gr.sizeof_gr_complex, 1, args.sink, 100, False, -1)
+    tb.connect(pull, channel, push)
+    print("radio channel: " + " -> ".join(channel.parts()), file=sys.stderr)
     stop = _stop_flag()
-    counters = {"messages": 0, "samples_in": 0, "samples_out": 0, "odd_bytes_dropped": 0}
-    leftover = b""
+    tb.start()
     try:
         while not stop["now"]:
-            if not pull.poll(100):
-                continue
-            data = leftover + pull.recv()
-            usable = len(data) - len(data) % 8
-            leftover = data[usable:]
-            x = np.frombuffer(data[:usable], np.complex64)
-            counters["messages"] += 1
-            counters["samples_in"] += x.size
-            y = emulator(x)
-            counters["samples_out"] += y.size
-            while not stop["now"]:
-                try:
-                    push.send(y.tobytes(), zmq.NOBLOCK)
-                    break
-                except zmq.Again:  # no receiver yet or it is slow: hold the stream
-                    time.sleep(0.005)
+            time.sleep(0.05)
     finally:
-        counters["odd_bytes_dropped"] = len(leftover)
-        pull.close(0)
-        push.close(0)
-        ctx.term()
+        tb.stop()
+        tb.wait()
+    counters = {"samples_in": int(pull.nitems_written(0)),
+                "samples_out": int(push.nitems_read(0)), "parts": channel.parts()}
     _report({"channel": counters}, args.json)
     return 0
 

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TDL_PROFILES", "THREE_TAP", "ChannelEmulator", "ChannelSpec", "parse_multipath"]
+__all__ = ["TDL_PROFILES", "THREE_TAP", "ChannelEmulator", "ChannelSpec", "parse_multipath",
+           "static_fir"]
 
 # (normalized delay, power dB): 3GPP TR 38.901 V16.1.0 Tables 7.7.2-1 (TDL-A), -2 (TDL-B),
 # -3 (TDL-C), all NLOS.
@@ -222,6 +223,19 @@ class ChannelEmulator:
             self._mp_history = np.concatenate(
                 [np.zeros(span - 1 - self._mp_history.size, complex), self._mp_history])
         return y
+
+
+def static_fir(spec: ChannelSpec) -> np.ndarray | None:
+    """The FIR (one complex tap per sample) of a static multipath channel exactly as
+    :class:`ChannelEmulator` applies it for ``spec.seed``: the normalized taps of ``3tap`` or a
+    tap list, or a TDL profile with ``doppler = 0`` (its random path gains, each path's
+    fractional delay by windowed sinc after a bulk delay of 8 samples). ``None`` for no
+    multipath or fading paths."""
+    paths_seq = np.random.SeedSequence(spec.seed).spawn(3)[0]
+    paths = _make_paths(spec, np.random.default_rng(paths_seq))
+    if paths is None or paths[1] is not None:
+        return None
+    return paths[0][0]
 
 
 def _path_gain(amp: float, freqs: np.ndarray, phases: np.ndarray, t: np.ndarray) -> np.ndarray:
