@@ -29,19 +29,21 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
          "qpsk,16qam", "--packets", "40", "--step", "7", "--coded-links", "qpsk-pdu",
          "--coded-packets", "40", "--cliff-words", "30", "--jscc-images", "1",
          "--jscc-crop", "128", "--sscc-esno", "0,3", "--text-sentences", "6",
-         "--text-ew", "8,20,32"],
+         "--text-ew", "8,20,32", "--resilient-images", "1", "--resilient-trials", "1"],
         capture_output=True, text=True, timeout=400, env=ONE_THREAD)
     assert result.returncode == 0, result.stderr[-2000:]
     report = (out / "report.md").read_text()
     for image in ("ber_pdu.png", "delivery_pdu.png", "ber_ofdm.png", "delivery_ofdm.png",
                   "coded_bler.png", "amc_cliff.png", "jscc_psnr.png", "jscc_mismatch.png",
-                  "jscc_grid.png", "sscc_text.png", "text_awgn.png", "text_rayleigh.png"):
+                  "jscc_grid.png", "sscc_text.png", "text_awgn.png", "text_rayleigh.png",
+                  "resilient_psnr.png", "resilient_grid.png"):
         assert f"({image})" in report
         assert (out / image).stat().st_size > 10_000
     for title in ("## Coded link", "## Link adaptation: the cliff and leveling effects"):
         assert title in report
     results = json.loads((out / "results.json").read_text())
-    assert set(results["seconds"]) == {"links", "coded", "amc", "sscc", "jscc", "text"}
+    assert set(results["seconds"]) == {"links", "coded", "amc", "sscc", "jscc", "text",
+                                          "resilient"}
     ofdm = results["ofdm"]
     # The highest-SNR OFDM point of each modulation delivers every packet.
     for modulation in ("qpsk", "16qam"):
@@ -55,6 +57,17 @@ def test_demo_writes_report_with_plots(tmp_path: Path) -> None:
     _check_jscc(results["jscc"])
     _check_sscc(results["sscc"])
     _check_text(results["text"])
+    _check_resilient(results["resilient"])
+
+
+def _check_resilient(rows: list[dict]) -> None:
+    """Every received subset of the resilient codec's packets gives an image; each loss rate
+    has one resilient row and the best HEIF + FEC row; the codec degrades with the loss."""
+    resilient = {r["loss_rate"]: r for r in rows if r["scheme"] == "resilient"}
+    fec = {r["loss_rate"]: r for r in rows if r["scheme"] == "heif-fec"}
+    assert sorted(resilient) == sorted(fec) == [0.0, 0.1, 0.2, 0.3, 0.5]
+    assert all(r["failures"] == 0 for r in resilient.values())
+    assert resilient[0.0]["psnr_mean"] > resilient[0.5]["psnr_mean"] > 15.0
 
 
 def _check_text(rows: list[dict]) -> None:
@@ -127,6 +140,7 @@ def _check_cliff(cliff: dict) -> None:
     (["--sscc-chunk", "8"], "sscc-chunk"),
     (["--text-ew", "1,loud"], "text-ew"),
     (["--text-sentences", "1"], "text-sentences"),
+    (["--resilient-trials", "0"], "resilient-trials"),
 ])
 def test_demo_rejects_bad_options(tmp_path: Path, option: list[str], message: str) -> None:
     result = subprocess.run([sys.executable, "-m", "genjscc.cli", "demo", "--out",

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     from genjscc.core.jscc.images import list_images, load_image
     from genjscc.core.resilient.codec import load_codec
-    from genjscc.core.resilient.evaluate import loss_eval, make_channels
+    from genjscc.core.resilient.evaluate import loss_eval, make_channels, plot_grid, plot_rows
 
     torch.set_num_threads(max(1, args.threads))
     opt = _options(args)
@@ -151,58 +151,3 @@ def table(rows: list[dict]) -> str:
                      f"{r['psnr_p5']:>7.2f} {ssim:>8} "
                      f"{r['failures']:>4}/{r['images'] * r['trials']:<4}  {r['setting'] or ''}")
     return "\n".join(lines)
-
-
-def plot_rows(rows: list[dict], path) -> None:
-    """Mean (solid) and 5th-percentile (dashed) PSNR against loss rate, one line per scheme,
-    setting, burst and budget."""
-    from genjscc.core.plotting import pyplot
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    groups: dict = {}
-    for r in rows:
-        if r["channel"] not in ("iid", "ge"):
-            continue
-        key = (r["scheme"], r["setting"], r["burst"], r["budget_bpp"])
-        groups.setdefault(key, []).append(r)
-    for (scheme, setting, burst, budget), rs in groups.items():
-        rs.sort(key=lambda r: r["loss_rate"])
-        label = f"{scheme}{' ' + setting if setting else ''}, burst {burst:g}, {budget:g} bpp"
-        line, = ax.plot([r["loss_rate"] for r in rs], [r["psnr_mean"] for r in rs], "o-",
-                        label=label)
-        ax.plot([r["loss_rate"] for r in rs], [r["psnr_p5"] for r in rs], "--",
-                color=line.get_color())
-    ax.set_xlabel("packet loss rate")
-    ax.set_ylabel("PSNR (dB): mean solid, 5th percentile dashed")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_grid(original, kept: dict, path, title: str) -> None:
-    """The first image's reconstructions: one row per scheme, one column per loss rate."""
-    from genjscc.core.plotting import pyplot
-
-    plt = pyplot()
-    schemes = sorted({k[0] for k in kept})
-    losses = sorted({k[1] for k in kept})
-    fig, axes = plt.subplots(len(schemes), len(losses) + 1, squeeze=False,
-                             figsize=(3 * (len(losses) + 1), 2.2 * len(schemes)))
-    for row, scheme in enumerate(schemes):
-        axes[row, 0].imshow(original.permute(1, 2, 0).numpy())
-        axes[row, 0].set_title("original", fontsize=8)
-        for col, loss in enumerate(losses, start=1):
-            img = kept.get((scheme, loss))
-            if img is None:
-                img = original.new_full(original.shape, 0.5)
-            axes[row, col].imshow(img.clamp(0, 1).permute(1, 2, 0).numpy())
-            axes[row, col].set_title(f"{scheme}, loss {loss:g}", fontsize=8)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

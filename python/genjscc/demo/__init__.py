@@ -39,4 +39,6 @@ PARTS: list[DemoPart] = [
              "Deep JSCC images beside HEIF + 5G LDPC + QAM with AMC (ratio 1/6, AWGN)"),
     DemoPart("text", "genjscc.demo.text",
              "sentences at equal energy per word: LM-SSCC (ECCT, 5G LDPC) and the text JSCC"),
+    DemoPart("resilient", "genjscc.demo.resilient",
+             "images over bursty packet loss: the loss-resilient codec against HEIF + FEC"),
 ]
