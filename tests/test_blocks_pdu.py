@@ -11,31 +11,13 @@ import pmt
 import pytest
 import torch
 
-from flowgraph_helpers import messages, run_chain
+from flowgraph_helpers import c32_pdu, data_of, messages, meta_ref, run_chain, u8_pdu
 from genjscc.core.mapping import constellation
 from gnuradio import blocks, genjscc
 
 pytestmark = pytest.mark.flowgraph
 
 MODULATIONS = ["bpsk", "qpsk", "16qam", "64qam", "256qam"]
-
-
-def u8_pdu(data, meta=None) -> pmt.pmt_base:
-    return pmt.cons(meta if meta is not None else pmt.make_dict(),
-                    pmt.to_pmt(np.asarray(data, dtype=np.uint8)))
-
-
-def c32_pdu(data, meta=None) -> pmt.pmt_base:
-    return pmt.cons(meta if meta is not None else pmt.make_dict(),
-                    pmt.to_pmt(np.asarray(data, dtype=np.complex64)))
-
-
-def meta_ref(msg, key):
-    return pmt.dict_ref(pmt.car(msg), pmt.intern(key), pmt.PMT_NIL)
-
-
-def data_of(msg) -> np.ndarray:
-    return np.asarray(pmt.to_python(pmt.cdr(msg)))
 
 
 @pytest.mark.parametrize("modulation", MODULATIONS)

@@ -14,7 +14,7 @@ import pmt
 import pytest
 import torch
 
-from flowgraph_helpers import IN, run_chain
+from flowgraph_helpers import IN, data_of, f32_pdu, meta_ref, run_chain, u8_pdu
 from genjscc.core.fec.codes import get_code
 from genjscc.core.fec.crc import CRC
 from genjscc.demo.link import noise_voltage_for_esno, run_coded_point
@@ -36,24 +36,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def u8_pdu(data, meta=None) -> pmt.pmt_base:
-    return pmt.cons(meta if meta is not None else pmt.make_dict(),
-                    pmt.to_pmt(np.asarray(data, dtype=np.uint8)))
-
-
-def f32_pdu(data, meta=None) -> pmt.pmt_base:
-    return pmt.cons(meta if meta is not None else pmt.make_dict(),
-                    pmt.to_pmt(np.asarray(data, dtype=np.float32)))
-
-
-def meta_ref(msg, key):
-    return pmt.dict_ref(pmt.car(msg), pmt.intern(key), pmt.PMT_NIL)
-
-
-def data_of(msg) -> np.ndarray:
-    return np.asarray(pmt.to_python(pmt.cdr(msg)))
 
 
 def payloads(sizes, seed=0):
