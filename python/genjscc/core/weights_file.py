@@ -4,7 +4,7 @@ LM, resilient codec) writes its weights and checks a file before loading it.
 
 Each kind describes its files with a :class:`WeightsFormat` (the tag it writes, the tags it
 reads, the metadata key of its configuration); the tags and keys are those the shipped files
-already carry, so this module reads them byte for byte as they are.
+already carry, so they load unchanged (same bytes, same sha256).
 
 A missing file, a file that is not safetensors and a file of another kind raise
 :class:`genjscc.zoo.ZooError` (a ``GenjsccError`` and a ``ValueError``) whose message says
