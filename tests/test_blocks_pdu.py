@@ -6,71 +6,18 @@ test stops its graph itself after a bounded wait.
 
 from __future__ import annotations
 
-import itertools
-import time
-
 import numpy as np
 import pmt
 import pytest
 import torch
 
+from flowgraph_helpers import c32_pdu, data_of, messages, meta_ref, run_chain, u8_pdu
 from genjscc.core.mapping import constellation
-from gnuradio import blocks, genjscc, gr
+from gnuradio import blocks, genjscc
 
 pytestmark = pytest.mark.flowgraph
 
-IN = pmt.intern("in")
-TIMEOUT_S = 10.0
 MODULATIONS = ["bpsk", "qpsk", "16qam", "64qam", "256qam"]
-
-
-def u8_pdu(data, meta=None) -> pmt.pmt_base:
-    return pmt.cons(meta if meta is not None else pmt.make_dict(),
-                    pmt.to_pmt(np.asarray(data, dtype=np.uint8)))
-
-
-def c32_pdu(data, meta=None) -> pmt.pmt_base:
-    return pmt.cons(meta if meta is not None else pmt.make_dict(),
-                    pmt.to_pmt(np.asarray(data, dtype=np.complex64)))
-
-
-def meta_ref(msg, key):
-    return pmt.dict_ref(pmt.car(msg), pmt.intern(key), pmt.PMT_NIL)
-
-
-def run_chain(chain, msgs, expect, taps=(), done=None):
-    """Connect ``chain`` (message blocks, ``out`` -> ``in``), post ``msgs`` into the first one
-    and return the message_debug that stores the last block's output once it holds ``expect``
-    messages, or ``done()`` is true, or after TIMEOUT_S. ``taps``: extra (block, debug) pairs
-    to store from."""
-    tb = gr.top_block()
-    sink = blocks.message_debug()
-    for a, b in itertools.pairwise(chain):
-        tb.msg_connect(a, "out", b, "in")
-    tb.msg_connect(chain[-1], "out", sink, "store")
-    for blk, dbg in taps:
-        tb.msg_connect(blk, "out", dbg, "store")
-    tb.start()
-    try:
-        for m in msgs:
-            chain[0].to_basic_block()._post(IN, m)
-        deadline = time.monotonic() + TIMEOUT_S
-        finished = done or (lambda: sink.num_messages() >= expect)
-        while not finished() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(0.05)  # let a wrong extra message show up
-    finally:
-        tb.stop()
-        tb.wait()
-    return sink
-
-
-def messages(dbg):
-    return [dbg.get_message(i) for i in range(dbg.num_messages())]
-
-
-def data_of(msg) -> np.ndarray:
-    return np.asarray(pmt.to_python(pmt.cdr(msg)))
 
 
 @pytest.mark.parametrize("modulation", MODULATIONS)
@@ -80,8 +27,7 @@ def test_roundtrip_high_snr_is_error_free(modulation):
     mapper = genjscc.qam_mapper(modulation)
     channel = genjscc.pdu_channel("awgn", esno_db=35.0, seed=3)
     demapper = genjscc.soft_demapper(modulation, noise_var=1.0)
-    out = run_chain([mapper, channel, demapper], [u8_pdu(p) for p in payloads], len(payloads))
-    got = messages(out)
+    got = run_chain([mapper, channel, demapper], [u8_pdu(p) for p in payloads], len(payloads))
     assert len(got) == len(payloads)
     for msg, sent in zip(got, payloads, strict=True):
         llr = data_of(msg)
@@ -98,8 +44,7 @@ def test_roundtrip_high_snr_is_error_free(modulation):
 def test_mapper_output_and_metadata_are_kept():
     mapper = genjscc.qam_mapper("qpsk", input_format="unpacked")
     meta = pmt.dict_add(pmt.make_dict(), pmt.intern("frame"), pmt.from_long(7))
-    out = run_chain([mapper], [u8_pdu([0, 0, 0, 1, 1, 0, 1, 1], meta)], 1)
-    (msg,) = messages(out)
+    (msg,) = run_chain([mapper], [u8_pdu([0, 0, 0, 1, 1, 0, 1, 1], meta)], 1)
     s = 1 / np.sqrt(2)
     expected = np.array([s + 1j * s, s - 1j * s, -s + 1j * s, -s - 1j * s], np.complex64)
     assert data_of(msg).dtype == np.complex64
@@ -113,16 +58,16 @@ def test_llr_signs_and_scale_bpsk():
     bits = [0, 1, 1, 0, 1]
     mapper = genjscc.qam_mapper("bpsk", input_format="unpacked")
     demapper = genjscc.soft_demapper("bpsk", noise_var=0.5)
-    (msg,) = messages(run_chain([mapper, demapper], [u8_pdu(bits)], 1))
+    (msg,) = run_chain([mapper, demapper], [u8_pdu(bits)], 1)
     np.testing.assert_allclose(data_of(msg), [8.0, -8.0, -8.0, 8.0, -8.0], rtol=1e-6)
 
 
 def test_set_noise_var_scales_llrs():
     demapper = genjscc.soft_demapper("qpsk", noise_var=1.0)
     y = np.array([0.5 + 0.25j], np.complex64)
-    (a,) = messages(run_chain([demapper], [c32_pdu(y)], 1))
+    (a,) = run_chain([demapper], [c32_pdu(y)], 1)
     demapper.set_noise_var(0.25)
-    (b,) = messages(run_chain([demapper], [c32_pdu(y)], 1))
+    (b,) = run_chain([demapper], [c32_pdu(y)], 1)
     np.testing.assert_allclose(data_of(b), 4 * data_of(a), rtol=1e-5)
     with pytest.raises(ValueError):
         demapper.set_noise_var(0.0)
@@ -136,8 +81,9 @@ def test_metadata_noise_var_flows_into_demapper():
     demapper = genjscc.soft_demapper("16qam", noise_var=5.0)
     tap = blocks.message_debug()
     payload = rng.integers(0, 256, 40, dtype=np.uint8)
-    out = run_chain([mapper, channel, demapper], [u8_pdu(payload)], 1, taps=[(channel, tap)])
-    (llr_msg,), (rx_msg,) = messages(out), messages(tap)
+    (llr_msg,) = run_chain([mapper, channel, demapper], [u8_pdu(payload)], 1,
+                           taps=[(channel, tap)])
+    (rx_msg,) = messages(tap)
     n0 = pmt.to_double(meta_ref(rx_msg, "noise_var"))
     assert n0 == pytest.approx(10**-0.8, rel=1e-6)
     assert pmt.to_double(meta_ref(rx_msg, "esno_db")) == pytest.approx(8.0)
@@ -149,7 +95,7 @@ def test_metadata_noise_var_flows_into_demapper():
 def test_empty_noise_var_key_uses_parameter():
     demapper = genjscc.soft_demapper("bpsk", noise_var=2.0, noise_var_key="")
     meta = pmt.dict_add(pmt.make_dict(), pmt.intern("noise_var"), pmt.from_double(0.01))
-    (msg,) = messages(run_chain([demapper], [c32_pdu([1.0], meta)], 1))
+    (msg,) = run_chain([demapper], [c32_pdu([1.0], meta)], 1)
     np.testing.assert_allclose(data_of(msg), [2.0], rtol=1e-6)
 
 
@@ -160,8 +106,9 @@ def test_rayleigh_equalized_per_symbol_noise_var():
     demapper = genjscc.soft_demapper("16qam", noise_var=1.0)
     tap = blocks.message_debug()
     payload = rng.integers(0, 256, 64, dtype=np.uint8)  # 128 symbols, 16 fading blocks
-    out = run_chain([mapper, channel, demapper], [u8_pdu(payload)], 1, taps=[(channel, tap)])
-    (llr_msg,), (rx_msg,) = messages(out), messages(tap)
+    (llr_msg,) = run_chain([mapper, channel, demapper], [u8_pdu(payload)], 1,
+                           taps=[(channel, tap)])
+    (rx_msg,) = messages(tap)
     nv = pmt.to_python(meta_ref(rx_msg, "noise_var"))
     assert nv.dtype == np.float32 and nv.shape == (128,)
     # One coefficient per 8 symbols: the effective N0 = N0/|h|^2 is constant within a block.
@@ -178,7 +125,7 @@ def test_rayleigh_equalized_per_symbol_noise_var():
 def test_rayleigh_without_equalization_reports_channel():
     channel = genjscc.pdu_channel("rayleigh", esno_db=60.0, seed=1, equalize=False)
     x = np.ones(16, np.complex64)
-    (msg,) = messages(run_chain([channel], [c32_pdu(x)], 1))
+    (msg,) = run_chain([channel], [c32_pdu(x)], 1)
     h = pmt.to_python(meta_ref(msg, "channel_h"))
     assert h.shape == (16,) and np.allclose(h, h[0])  # block_length 0: one per PDU
     np.testing.assert_allclose(data_of(msg), h * x, atol=1e-2)
@@ -193,8 +140,8 @@ def test_gilbert_elliott_losses_are_counted():
     def run(seed):
         channel = genjscc.pdu_channel(esno_db=20.0, loss_rate=0.3, mean_burst_length=3.0,
                                       seed=seed)
-        out = run_chain([channel], msgs, num, done=lambda: channel.num_processed() >= num)
-        return channel, messages(out)
+        got = run_chain([channel], msgs, num, done=lambda: channel.num_processed() >= num)
+        return channel, got
 
     channel, got = run(11)
     seqs = [pmt.to_long(meta_ref(m, "seq")) for m in got]
@@ -217,7 +164,7 @@ def test_channel_setters():
     channel = genjscc.pdu_channel(esno_db=10.0)
     channel.set_esno_db(20.0)
     assert channel.noise_var() == pytest.approx(0.01)
-    (msg,) = messages(run_chain([channel], [c32_pdu([1.0])], 1))
+    (msg,) = run_chain([channel], [c32_pdu([1.0])], 1)
     assert pmt.to_double(meta_ref(msg, "noise_var")) == pytest.approx(0.01)
     channel.set_loss_rate(0.5)
     channel.set_mean_burst_length(4.0)
@@ -292,8 +239,7 @@ MALFORMED = {
 def test_malformed_input_is_logged_counted_and_dropped(name):
     factory, bad, good = MALFORMED[name]
     blk = factory()
-    out = run_chain([blk], [*bad, good], 1)
-    got = messages(out)
+    got = run_chain([blk], [*bad, good], 1)
     assert len(got) == 1  # only the valid PDU, after all the bad ones
     assert pmt.is_pair(got[0]) and pmt.length(pmt.cdr(got[0])) > 0
     assert blk.num_errors() == len(bad)
@@ -303,6 +249,6 @@ def test_malformed_input_is_logged_counted_and_dropped(name):
 def test_maxlog_method_matches_core():
     y = np.array([0.1 + 0.9j, -0.7 - 0.2j, 0.3 - 0.3j], np.complex64)
     demapper = genjscc.soft_demapper("64qam", noise_var=0.05, method="maxlog")
-    (msg,) = messages(run_chain([demapper], [c32_pdu(y)], 1))
+    (msg,) = run_chain([demapper], [c32_pdu(y)], 1)
     expected = constellation("64qam").demap(torch.from_numpy(y), 0.05, "maxlog").numpy()
     np.testing.assert_allclose(data_of(msg), expected, rtol=1e-6)

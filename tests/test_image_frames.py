@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from genjscc.core.channel.emulator import ChannelEmulator
 from genjscc.core.jscc import load_model, model_name
 from genjscc.core.jscc.images import load_image, psnr_db, sample_image_path, to_uint8
 from genjscc.core.link.image_frames import ImageCollector, despread, image_frames, spread
 from genjscc.core.phy.burst_ofdm import BurstOfdmConfig, BurstOfdmRx, BurstOfdmTx, FrameHeader
+from jscc_helpers import as_float, awgn_psnr_db
 
 
 @pytest.fixture(scope="module")
 def model():
     return load_model(model_name("1/6"))
-
-
-def as_float(pixels: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0
 
 
 def test_image_at_0_db_within_1_5_db_of_plain_awgn(model):
@@ -40,15 +36,7 @@ def test_image_at_0_db_within_1_5_db_of_plain_awgn(model):
     out, snr, missing = collector.decode(image_id)
     assert missing == 0 and abs(snr) < 1.0
     ref = as_float(pixels)
-    awgn_psnr = []  # the AWGN PSNR: a mean over noise draws (one draw varies by +-0.3 dB)
-    with torch.no_grad():
-        x = model.encode(ref[None], 0.0)
-        for seed in range(4):
-            gen = torch.Generator().manual_seed(seed)
-            noisy = x + torch.randn(x.shape, dtype=torch.complex64, generator=gen)
-            rec = model.decode(noisy, 0.0, 128, 192)[0]
-            awgn_psnr.append(float(psnr_db(ref, (rec * 255).round() / 255)))
-    gap = float(np.mean(awgn_psnr)) - float(psnr_db(ref, as_float(out)))
+    gap = awgn_psnr_db(model, ref, 0.0) - float(psnr_db(ref, as_float(out)))
     assert gap < 1.5
 
 

@@ -14,6 +14,7 @@ import pmt
 import pytest
 import torch
 
+from flowgraph_helpers import meta_ref
 from genjscc.core.jscc import JSCCChannel, load_model
 from genjscc.core.jscc.images import load_image, psnr_db, sample_images
 from gnuradio import blocks, channels, genjscc, gr
@@ -46,10 +47,6 @@ def to_image(msg: pmt.pmt_base) -> torch.Tensor:
     w = pmt.to_long(pmt.dict_ref(meta, pmt.intern("width"), pmt.PMT_NIL))
     arr = np.asarray(pmt.u8vector_elements(pmt.cdr(msg)), dtype=np.uint8).reshape(h, w, 3)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
-
-
-def meta_ref(msg, key):
-    return pmt.dict_ref(pmt.car(msg), pmt.intern(key), pmt.PMT_NIL)
 
 
 def wait_for(cond, timeout=TIMEOUT_S):

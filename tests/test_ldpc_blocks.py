@@ -6,7 +6,6 @@ graph is stopped by the test after a bounded wait.
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 
@@ -15,6 +14,7 @@ import pmt
 import pytest
 import torch
 
+from flowgraph_helpers import IN, data_of, f32_pdu, meta_ref, run_chain, u8_pdu
 from genjscc.core.fec.codes import get_code
 from genjscc.core.fec.crc import CRC
 from genjscc.demo.link import noise_voltage_for_esno, run_coded_point
@@ -22,7 +22,6 @@ from gnuradio import blocks, channels, genjscc, gr
 
 pytestmark = pytest.mark.flowgraph
 
-IN = pmt.intern("in")
 TIMEOUT_S = 30.0
 CODE_5G = "5gnr:bg2:k=512:e=1024"
 SHORT = "LDPC_N49_K24"
@@ -37,49 +36,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def u8_pdu(data, meta=None) -> pmt.pmt_base:
-    return pmt.cons(meta if meta is not None else pmt.make_dict(),
-                    pmt.to_pmt(np.asarray(data, dtype=np.uint8)))
-
-
-def f32_pdu(data, meta=None) -> pmt.pmt_base:
-    return pmt.cons(meta if meta is not None else pmt.make_dict(),
-                    pmt.to_pmt(np.asarray(data, dtype=np.float32)))
-
-
-def meta_ref(msg, key):
-    return pmt.dict_ref(pmt.car(msg), pmt.intern(key), pmt.PMT_NIL)
-
-
-def data_of(msg) -> np.ndarray:
-    return np.asarray(pmt.to_python(pmt.cdr(msg)))
-
-
-def run_chain(chain, msgs, expect, taps=()):
-    """Connect the message blocks of ``chain`` (``out`` -> ``in``), post ``msgs`` into the first
-    and return the messages of the last once ``expect`` arrived (or TIMEOUT_S); ``taps``:
-    extra (block, message_debug) pairs to store from."""
-    tb = gr.top_block()
-    sink = blocks.message_debug()
-    for a, b in itertools.pairwise(chain):
-        tb.msg_connect(a, "out", b, "in")
-    tb.msg_connect(chain[-1], "out", sink, "store")
-    for blk, dbg in taps:
-        tb.msg_connect(blk, "out", dbg, "store")
-    tb.start()
-    try:
-        for m in msgs:
-            chain[0].to_basic_block()._post(IN, m)
-        deadline = time.monotonic() + TIMEOUT_S
-        while sink.num_messages() < expect and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(0.05)  # let a wrong extra message show up
-    finally:
-        tb.stop()
-        tb.wait()
-    return [sink.get_message(i) for i in range(sink.num_messages())]
 
 
 def payloads(sizes, seed=0):

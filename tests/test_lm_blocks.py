@@ -12,7 +12,7 @@ import pmt
 import pytest
 import torch
 
-from flowgraph_helpers import run_chain
+from flowgraph_helpers import meta_ref, run_chain
 from genjscc.core.source import compress, load_model, parse_container
 from genjscc.core.source.container import ENTRY_SIZE, placeholder
 from genjscc.core.source.small import SmallByteLM, SmallLMConfig, save_small_lm
@@ -36,10 +36,6 @@ def one_torch_thread():
 def u8_pdu(data: bytes, meta=None) -> pmt.pmt_base:
     return pmt.cons(meta if meta is not None else pmt.make_dict(),
                     pmt.to_pmt(np.frombuffer(data, dtype=np.uint8).copy()))
-
-
-def meta_ref(msg, key):
-    return pmt.dict_ref(pmt.car(msg), pmt.intern(key), pmt.PMT_NIL)
 
 
 def data_of(msg) -> bytes:

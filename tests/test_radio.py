@@ -256,11 +256,11 @@ def test_jscc_image_over_virtual_radio_at_0_db(tmp_path):
     """`send --jscc`: a 192x128 image as analog Deep JSCC symbols at Es/N0 = 0 dB with CFO
     0.3 subcarrier; the received PNG bears the sent name and is within 1.5 dB PSNR of the
     model over plain AWGN."""
-    import torch
     from PIL import Image
 
     from genjscc.core.jscc import load_model, model_name
     from genjscc.core.jscc.images import load_image, psnr_db, sample_image_path, to_uint8
+    from jscc_helpers import as_float, awgn_psnr_db
 
     pixels = to_uint8(load_image(sample_image_path()))[:128, :192]
     src = tmp_path / "crop.png"
@@ -286,19 +286,7 @@ def test_jscc_image_over_virtual_radio_at_0_db(tmp_path):
     # the name record (rate 1/3 QPSK, sent before the image) names the reconstruction
     assert summary["name"] == "crop.png" and Path(summary["path"]).name == "crop.png"
     got = np.asarray(Image.open(summary["path"]))
-
-    def as_float(p):
-        return torch.from_numpy(np.array(p)).permute(2, 0, 1).float() / 255.0
-
     model = load_model(model_name("1/6"))
     ref = as_float(pixels)
-    awgn_psnr = []  # the AWGN PSNR: a mean over noise draws (one draw varies by +-0.3 dB)
-    with torch.no_grad():
-        x = model.encode(ref[None], 0.0)
-        for seed in range(4):
-            gen = torch.Generator().manual_seed(seed)
-            noisy = x + torch.randn(x.shape, dtype=torch.complex64, generator=gen)
-            rec = model.decode(noisy, 0.0, 128, 192)[0]
-            awgn_psnr.append(float(psnr_db(ref, (rec * 255).round() / 255)))
-    gap = float(np.mean(awgn_psnr)) - float(psnr_db(ref, as_float(got)))
+    gap = awgn_psnr_db(model, ref, 0.0) - float(psnr_db(ref, as_float(got)))
     assert gap < 1.5

@@ -32,17 +32,9 @@ import pmt
 
 from genjscc.blocks._meta import KEY_SNR_DB
 from genjscc.blocks._pdu import keep_alive
-from genjscc.blocks.ofdm import (
-    DEFAULT_OCCUPIED_CARRIERS,
-    DEFAULT_PILOT_CARRIERS,
-    DEFAULT_PILOT_SYMBOLS,
-    FRAME_LEN_KEY,
-    _check_layout,
-    _header_formatter,
-    make_sync_words,
-)
+from genjscc.blocks.ofdm import FRAME_LEN_KEY, _layout, _sync_and_header
 from genjscc.core.channel.ofdm import smooth_channel_taps
-from gnuradio import analog, blocks, digital, fft, gr, pdu
+from gnuradio import digital, fft, gr, pdu
 
 __all__ = ["ofdm_jscc_rx"]
 
@@ -143,39 +135,15 @@ class ofdm_jscc_rx(gr.hier_block2):
         gr.hier_block2.__init__(self, "genjscc_ofdm_jscc_rx",
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(0, 0, 0))
-        occupied = [list(c) for c in (occupied_carriers or DEFAULT_OCCUPIED_CARRIERS)]
-        pilots = [list(p) for p in (pilot_carriers or DEFAULT_PILOT_CARRIERS)]
-        pilot_syms = [list(s) for s in (pilot_symbols or DEFAULT_PILOT_SYMBOLS)]
-        default_sw1, default_sw2 = make_sync_words(fft_len, occupied, pilots)
-        sw1 = list(sync_word1) if sync_word1 is not None else default_sw1
-        sw2 = list(sync_word2) if sync_word2 is not None else default_sw2
-        _check_layout(fft_len, cp_len, occupied, pilots, (sw1, sw2))
+        occupied, pilots, pilot_syms, sw1, sw2 = _layout(
+            fft_len, cp_len, occupied_carriers, pilot_carriers, pilot_symbols, sync_word1,
+            sync_word2)
         if not 0.0 < sync_threshold < 1.0 or smooth_len < 3:
             raise ValueError("need 0 < sync_threshold < 1 and smooth_len >= 3")
         self.message_port_register_hier_out("out")
 
-        sync = digital.ofdm_sync_sc_cfb(fft_len, cp_len, False, sync_threshold)
-        delay = blocks.delay(gr.sizeof_gr_complex, fft_len + cp_len)
-        oscillator = analog.frequency_modulator_fc(-2.0 / fft_len)
-        mixer = blocks.multiply_cc()
-        demux = digital.header_payload_demux(3, fft_len, cp_len, FRAME_LEN_KEY, "", True)
-        self.connect(self, sync)
-        self.connect(self, delay, (mixer, 0), (demux, 0))
-        self.connect((sync, 0), oscillator, (mixer, 1))
-        self.connect((sync, 1), (demux, 1))
-
-        bpsk = digital.constellation_bpsk()
-        header_eq = digital.ofdm_equalizer_simpledfe(fft_len, bpsk.base(), occupied, pilots,
-                                                     pilot_syms, 0)
-        header_parser = digital.packet_headerparser_b(
-            _header_formatter(occupied, packet_len_key).formatter())
-        self.connect(
-            (demux, 0), fft.fft_vcc(fft_len, True, (), True),
-            digital.ofdm_chanest_vcvc(sw1, sw2, 1),
-            digital.ofdm_frame_equalizer_vcvc(header_eq.base(), cp_len, FRAME_LEN_KEY, True, 1),
-            digital.ofdm_serializer_vcc(fft_len, occupied, FRAME_LEN_KEY),
-            digital.constellation_decoder_cb(bpsk.base()), header_parser)
-        self.msg_connect(header_parser, "header_data", demux, "header_data")
+        demux = _sync_and_header(self, fft_len, cp_len, sync_threshold, occupied, pilots,
+                                 pilot_syms, (sw1, sw2), packet_len_key)
 
         # The shifted FFT puts carrier c at index c + fft_len / 2.
         active = sorted({c + fft_len // 2 for c in occupied[0] + pilots[0]})

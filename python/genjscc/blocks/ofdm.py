@@ -110,6 +110,56 @@ def _check_layout(fft_len: int, cp_len: int, occupied_carriers, pilot_carriers, 
             raise ValueError(f"sync words must have fft_len = {fft_len} entries, got {len(word)}")
 
 
+def _layout(fft_len: int, cp_len: int, occupied_carriers, pilot_carriers, pilot_symbols,
+            sync_word1, sync_word2) -> tuple[list, list, list, list, list]:
+    """A transmitter's or receiver's carrier layout as lists, ``None`` replaced by the
+    defaults, checked (ValueError): ``(occupied, pilots, pilot symbols, sync word 1, 2)``."""
+    occupied = [list(c) for c in (occupied_carriers or DEFAULT_OCCUPIED_CARRIERS)]
+    pilots = [list(p) for p in (pilot_carriers or DEFAULT_PILOT_CARRIERS)]
+    pilot_syms = [list(s) for s in (pilot_symbols or DEFAULT_PILOT_SYMBOLS)]
+    default_sw1, default_sw2 = make_sync_words(fft_len, occupied, pilots)
+    sw1 = list(sync_word1) if sync_word1 is not None else default_sw1
+    sw2 = list(sync_word2) if sync_word2 is not None else default_sw2
+    _check_layout(fft_len, cp_len, occupied, pilots, (sw1, sw2))
+    return occupied, pilots, pilot_syms, sw1, sw2
+
+
+def _sync_and_header(rx: gr.hier_block2, fft_len: int, cp_len: int, sync_threshold: float,
+                     occupied: list, pilots: list, pilot_syms: list, sync_words: tuple,
+                     packet_len_key: str):
+    """The front of an OFDM receiver, connected inside ``rx`` from its stream input: Schmidl
+    & Cox timing and fine frequency, the header/payload split, the header (channel estimate
+    from the preamble, BPSK, parser -> split). Returns the split block
+    (``digital.header_payload_demux``): its output 1 is the payload's time-domain symbols."""
+    sync = digital.ofdm_sync_sc_cfb(fft_len, cp_len, False, sync_threshold)
+    delay = blocks.delay(gr.sizeof_gr_complex, fft_len + cp_len)
+    oscillator = analog.frequency_modulator_fc(-2.0 / fft_len)
+    mixer = blocks.multiply_cc()
+    demux = digital.header_payload_demux(3, fft_len, cp_len, FRAME_LEN_KEY, "", True)
+    rx.connect(rx, sync)
+    rx.connect(rx, delay, (mixer, 0), (demux, 0))
+    rx.connect((sync, 0), oscillator, (mixer, 1))
+    rx.connect((sync, 1), (demux, 1))
+
+    bpsk = digital.constellation_bpsk()
+    header_eq = digital.ofdm_equalizer_simpledfe(fft_len, bpsk.base(), occupied, pilots,
+                                                 pilot_syms, 0)
+    header_parser = digital.packet_headerparser_b(
+        _header_formatter(occupied, packet_len_key).formatter()
+    )
+    rx.connect(
+        (demux, 0),
+        fft.fft_vcc(fft_len, True, (), True),
+        digital.ofdm_chanest_vcvc(*sync_words, 1),
+        digital.ofdm_frame_equalizer_vcvc(header_eq.base(), cp_len, FRAME_LEN_KEY, True, 1),
+        digital.ofdm_serializer_vcc(fft_len, occupied, FRAME_LEN_KEY),
+        digital.constellation_decoder_cb(bpsk.base()),
+        header_parser,
+    )
+    rx.msg_connect(header_parser, "header_data", demux, "header_data")
+    return demux
+
+
 def _header_formatter(occupied_carriers, packet_len_key: str):
     # bits_per_payload_sym=8: the parser divides the header's count * 8 by 8, so the count
     # (packet_len) is in payload symbols and we never round bits to symbols.
@@ -183,13 +233,9 @@ class ofdm_qam_tx(gr.hier_block2):
             self, "genjscc_ofdm_qam_tx", gr.io_signature(0, 0, 0),
             gr.io_signature(1, 1, gr.sizeof_gr_complex),
         )
-        occupied = occupied_carriers or DEFAULT_OCCUPIED_CARRIERS
-        pilots = pilot_carriers or DEFAULT_PILOT_CARRIERS
-        pilot_syms = pilot_symbols or DEFAULT_PILOT_SYMBOLS
-        default_sw1, default_sw2 = make_sync_words(fft_len, occupied, pilots)
-        sw1 = list(sync_word1) if sync_word1 is not None else default_sw1
-        sw2 = list(sync_word2) if sync_word2 is not None else default_sw2
-        _check_layout(fft_len, cp_len, occupied, pilots, (sw1, sw2))
+        occupied, pilots, pilot_syms, sw1, sw2 = _layout(
+            fft_len, cp_len, occupied_carriers, pilot_carriers, pilot_symbols, sync_word1,
+            sync_word2)
         if not 0 <= rolloff < max(cp_len, 1):
             raise ValueError(f"rolloff must be in [0, cp_len), got {rolloff}")
         self.constellation = constellation(modulation)
@@ -288,46 +334,16 @@ class ofdm_qam_rx(gr.hier_block2):
             self, "genjscc_ofdm_qam_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex),
             gr.io_signature(0, 0, 0),
         )
-        occupied = [list(c) for c in (occupied_carriers or DEFAULT_OCCUPIED_CARRIERS)]
-        pilots = [list(p) for p in (pilot_carriers or DEFAULT_PILOT_CARRIERS)]
-        pilot_syms = [list(s) for s in (pilot_symbols or DEFAULT_PILOT_SYMBOLS)]
-        default_sw1, default_sw2 = make_sync_words(fft_len, occupied, pilots)
-        sw1 = list(sync_word1) if sync_word1 is not None else default_sw1
-        sw2 = list(sync_word2) if sync_word2 is not None else default_sw2
-        _check_layout(fft_len, cp_len, occupied, pilots, (sw1, sw2))
+        occupied, pilots, pilot_syms, sw1, sw2 = _layout(
+            fft_len, cp_len, occupied_carriers, pilot_carriers, pilot_symbols, sync_word1,
+            sync_word2)
         if not 0.0 < sync_threshold < 1.0 or not 0.0 <= dfe_alpha < 1.0:
             raise ValueError("need 0 < sync_threshold < 1 and 0 <= dfe_alpha < 1")
         self.constellation = constellation(modulation)
         self.message_port_register_hier_out("out")
 
-        # Sync: Schmidl & Cox timing and fine frequency, then split header and payload.
-        sync = digital.ofdm_sync_sc_cfb(fft_len, cp_len, False, sync_threshold)
-        delay = blocks.delay(gr.sizeof_gr_complex, fft_len + cp_len)
-        oscillator = analog.frequency_modulator_fc(-2.0 / fft_len)
-        mixer = blocks.multiply_cc()
-        demux = digital.header_payload_demux(3, fft_len, cp_len, FRAME_LEN_KEY, "", True)
-        self.connect(self, sync)
-        self.connect(self, delay, (mixer, 0), (demux, 0))
-        self.connect((sync, 0), oscillator, (mixer, 1))
-        self.connect((sync, 1), (demux, 1))
-
-        # Header: channel estimate from the preamble, BPSK header, parser -> demux.
-        bpsk = digital.constellation_bpsk()
-        header_eq = digital.ofdm_equalizer_simpledfe(fft_len, bpsk.base(), occupied, pilots,
-                                                     pilot_syms, 0)
-        header_parser = digital.packet_headerparser_b(
-            _header_formatter(occupied, packet_len_key).formatter()
-        )
-        self.connect(
-            (demux, 0),
-            fft.fft_vcc(fft_len, True, (), True),
-            digital.ofdm_chanest_vcvc(sw1, sw2, 1),
-            digital.ofdm_frame_equalizer_vcvc(header_eq.base(), cp_len, FRAME_LEN_KEY, True, 1),
-            digital.ofdm_serializer_vcc(fft_len, occupied, FRAME_LEN_KEY),
-            digital.constellation_decoder_cb(bpsk.base()),
-            header_parser,
-        )
-        self.msg_connect(header_parser, "header_data", demux, "header_data")
+        demux = _sync_and_header(self, fft_len, cp_len, sync_threshold, occupied, pilots,
+                                 pilot_syms, (sw1, sw2), packet_len_key)
 
         # Payload: DFE on our constellation, soft (not sliced) output, serialized to symbols.
         payload_const = digital.constellation_calcdist(

@@ -201,12 +201,19 @@ def resolve(name_or_path: str | Path, kind: str) -> ModelRef:
     if path.is_file():
         return ModelRef(f"file:{path.name}", kind, path, sha256_file(path), False)
     if path.suffix == ".safetensors" or "/" in text:
-        raise ZooError(f"{kind} model file {path} does not exist")
-    known = [*spec.aliases, *(m.name for m in models.values() if m.kind == kind)]
+        raise ZooError(f"{kind} model file {path} does not exist: {use_instead(kind)}")
+    raise ZooError(f"unknown model {text!r}: {use_instead(kind)}")
+
+
+def use_instead(kind: str) -> str:
+    """What to pass instead of a missing or unusable model of ``kind`` (for error messages):
+    ``"use one of the zoo's ecct models (ecct-polar_n64_k32, ...), or a .safetensors file
+    written by genjscc train ecct"``."""
+    spec = _kind(kind)
+    known = [*spec.aliases, *(m.name for m in list_models() if m.kind == kind)]
     choices = ", ".join(known) or f"no {kind} model is shipped"
     others = f", or {spec.others}" if spec.others else ""
-    raise ZooError(f"unknown model {text!r}: use one of the zoo's {kind} models ({choices})"
-                   f"{others}")
+    return f"use one of the zoo's {kind} models ({choices}){others}"
 
 
 def check_device(device: Any) -> Any:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from genjscc.core.weights_file import WeightsFormat, read_weights, save_weights, state_tensors
 
 __all__ = [
     "ECCT",
@@ -243,30 +245,19 @@ class ECCT(nn.Module):
 # ---------------------------------------------------------------------------------- files
 
 
+WEIGHTS_FORMAT = WeightsFormat("ecct", "ECCT", {"format": ("genjscc-ecct-1",)})
+"""How :func:`save_ecct` tags its files."""
+
+
 def save_ecct(model: ECCT, path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write ``model`` (weights, ``H`` and config in the header metadata) as safetensors."""
-    from safetensors.torch import save_file
-
-    meta = {"format": "genjscc-ecct-1", "config": json.dumps(asdict(model.config))}
-    meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=meta)
+    save_weights(state_tensors(model), path, WEIGHTS_FORMAT, model.config, metadata)
 
 
 def load_ecct(path: str | Path, map_location: str | torch.device = "cpu") -> ECCT:
-    """Read a model written by :func:`save_ecct` (eval mode, on ``map_location``)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"ECCT weights file {path} does not exist")
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    if meta.get("format") != "genjscc-ecct-1":
-        raise ValueError(f"{path} is not an ECCT weights file written by genjscc (no "
-                         "'genjscc-ecct-1' format tag)")
-    state = load_file(str(path))
+    """Read a model written by :func:`save_ecct` (eval mode, on ``map_location``); ZooError
+    if there is no such file or it is not one."""
+    meta, state = read_weights(path, WEIGHTS_FORMAT)
     model = ECCT(state["H"].to(torch.uint8).numpy(), ECCTConfig(**json.loads(meta["config"])))
     model.load_state_dict(state)
     return model.to(map_location).eval()

@@ -10,13 +10,14 @@ why, and ``BPDecoder(backend="auto")`` uses the torch decoders (logging it once)
 from __future__ import annotations
 
 import ctypes
-import importlib.machinery
 import logging
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from genjscc.core._native_lib import candidates, load_kernel
 
 __all__ = ["RULES", "SCHEDULES", "NativeCode", "available", "reason"]
 
@@ -51,35 +52,17 @@ class _Code(ctypes.Structure):
     ]
 
 
-def _candidates() -> list[Path]:
-    override = os.environ.get("GENJSCC_BP_KERNEL")
-    if override:
-        return [Path(override)]
-    here = Path(__file__).resolve().parent
-    names = [f"_bp_kernel{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
-    return [here / name for name in [*names, "libgenjscc_bp.so"]]
-
-
 def _load() -> tuple[ctypes.CDLL | None, str]:
-    tried = []
-    for path in _candidates():
-        if not path.is_file():
-            tried.append(str(path))
-            continue
-        try:
-            lib = ctypes.CDLL(str(path))
-            if lib.gj_bp_version() != _VERSION:
-                return None, (f"{path} is kernel version {lib.gj_bp_version()}, this package "
-                              f"needs {_VERSION}: rebuild it (make setup, or pip install .)")
-        except (OSError, AttributeError) as exc:
-            return None, f"{path} failed to load: {exc}"
+    override = os.environ.get("GENJSCC_BP_KERNEL")
+    paths = [Path(override)] if override else \
+        candidates(Path(__file__).resolve().parent, "_bp_kernel", "libgenjscc_bp.so")
+    lib, why = load_kernel(paths, "BP", "gj_bp_version", _VERSION)
+    if lib is not None:
         lib.gj_bp_decode.restype = ctypes.c_int
         lib.gj_bp_decode.argtypes = [ctypes.POINTER(_Code), ctypes.c_void_p, ctypes.c_int64,
                                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                      ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32]
-        return lib, f"loaded {path}"
-    return None, ("no native BP kernel found (looked for " + ", ".join(tried) + "); build it "
-                  "with `make setup` / `pip install .` (needs a C compiler) or CMake")
+    return lib, why
 
 
 _LIB, _REASON = _load()

@@ -50,7 +50,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from genjscc.core.weights_file import read_kind_metadata, save_with_kind
+from genjscc.core.weights_file import WeightsFormat, read_weights, save_weights, state_tensors
 
 __all__ = [
     "ARCHS",
@@ -421,21 +421,23 @@ def init_linear(model: DeepJSCC, images: list[torch.Tensor]) -> dict[str, float]
     return float(eigval.sum() / torch.linalg.eigvalsh(centred.T @ centred / len(data)).sum())
 
 
+WEIGHTS_FORMAT = WeightsFormat("jscc", "JSCC", {"genjscc_kind": ("jscc",)})
+"""How :func:`save_jscc` tags its files."""
+
+
 def save_jscc(model: DeepJSCC, path: str | Path, metadata: dict[str, str] | None = None) -> None:
     """Write the weights and the configuration as safetensors (metadata holds the config)."""
-    save_with_kind(model, path, "jscc", metadata)
+    save_weights(state_tensors(model), path, WEIGHTS_FORMAT, model.config, metadata)
 
 
 def load_jscc(path: str | Path, device: str | torch.device = "cpu") -> DeepJSCC:
-    """A :class:`DeepJSCC` in eval mode from a file written by :func:`save_jscc`."""
+    """A :class:`DeepJSCC` in eval mode from a file written by :func:`save_jscc`; ZooError
+    if there is no such file or it is not one."""
     import json
 
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    meta = read_kind_metadata(path, "jscc", "JSCC")
+    meta, tensors = read_weights(path, WEIGHTS_FORMAT)
     model = DeepJSCC(JSCCConfig(**json.loads(meta["config"])))
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict(tensors)
     return model.to(device).eval()
 
 

@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from genjscc.errors import GenjsccError
+from genjscc.core.weights_file import WeightsFormat, read_weights, save_weights, state_tensors
 
 FORMAT = "genjscc-resilient/1"
+WEIGHTS_FORMAT = WeightsFormat("resilient", "resilient codec", {"format": (FORMAT,)})
+"""How :func:`save_resilient` tags its files."""
 
 
 @dataclass
@@ -234,28 +236,17 @@ def save_resilient(model: ResilientModel, frequencies: torch.Tensor, path: str |
                    metadata: dict[str, str] | None = None) -> None:
     """Weights (float32) and the coder's integer frequency table (int64, rows summing to
     ``2**PRECISION``) as one safetensors file."""
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = state_tensors(model)
     table = torch.as_tensor(frequencies, dtype=torch.int64)
     tensors["coder.frequencies"] = table.cpu().contiguous()
-    meta = {"format": FORMAT, "config": json.dumps(asdict(model.config))}
-    meta.update(metadata or {})
-    save_file(tensors, str(path), metadata=meta)
+    save_weights(tensors, path, WEIGHTS_FORMAT, model.config, metadata)
 
 
 def load_resilient(path: str | Path, device: torch.device | str = "cpu"
                    ) -> tuple[ResilientModel, torch.Tensor, dict[str, str]]:
-    """(model in eval mode, frequency table, metadata) from a :func:`save_resilient` file."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), "pt") as handle:
-        meta = handle.metadata() or {}
-    if meta.get("format") != FORMAT:
-        raise GenjsccError(f"{path} is not a resilient codec file (format "
-                           f"{meta.get('format')!r}, expected {FORMAT!r})")
-    tensors = load_file(str(path))
+    """(model in eval mode, frequency table, metadata) from a :func:`save_resilient` file;
+    ZooError (a GenjsccError) if there is no such file or it is not one."""
+    meta, tensors = read_weights(path, WEIGHTS_FORMAT)
     freqs = tensors.pop("coder.frequencies")
     model = ResilientModel(ResilientConfig(**json.loads(meta["config"])))
     model.load_state_dict(tensors)

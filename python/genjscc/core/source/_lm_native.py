@@ -16,13 +16,13 @@ and the model steps with torch.
 from __future__ import annotations
 
 import ctypes
-import importlib.machinery
 import logging
 import os
 from pathlib import Path
 
 import torch
 
+from genjscc.core._native_lib import candidates, load_kernel
 from genjscc.core.source import fixed_point as fp
 from genjscc.errors import GenjsccError
 
@@ -69,12 +69,6 @@ def _constants_agree() -> bool:
             fp.MULT_SHIFT, fp.PRECISION) == (12, 15, 8, 1 << 16, 256 << 12, 127, 24, 24)
 
 
-def _candidates() -> list[Path]:
-    here = Path(__file__).resolve().parent
-    names = [f"_lm_kernel{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
-    return [here / name for name in [*names, "libgenjscc_lm.so"]]
-
-
 def _load() -> tuple[ctypes.CDLL | None, str]:
     choice = os.environ.get(_ENV, "auto") or "auto"
     if choice not in CHOICES:
@@ -84,18 +78,10 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
         return None, f"{_ENV}=torch: the torch step is used"
     if not _constants_agree():
         return None, "lm_kernel.c's fixed-point constants differ from fixed_point.py"
-    tried = []
-    for path in _candidates():
-        if not path.is_file():
-            tried.append(str(path))
-            continue
-        try:
-            lib = ctypes.CDLL(str(path))
-            if lib.gj_lm_version() != _VERSION:
-                return None, (f"{path} is kernel version {lib.gj_lm_version()}, this package "
-                              f"needs {_VERSION}: rebuild it (make setup, or pip install .)")
-        except (OSError, AttributeError) as exc:
-            return None, f"{path} failed to load: {exc}"
+    here = Path(__file__).resolve().parent
+    lib, why = load_kernel(candidates(here, "_lm_kernel", "libgenjscc_lm.so"), "LM",
+                           "gj_lm_version", _VERSION)
+    if lib is not None:
         lib.gj_lm_best_isa.restype = ctypes.c_int
         lib.gj_lm_packed_size.restype = ctypes.c_int64
         lib.gj_lm_packed_size.argtypes = [ctypes.c_int64, ctypes.c_int64]
@@ -107,9 +93,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
         lib.gj_lm_step.restype = ctypes.c_int
         lib.gj_lm_step.argtypes = [ctypes.POINTER(Model), _p, _p, ctypes.c_int64, _p, _p,
                                    ctypes.c_int32, ctypes.c_int32]
-        return lib, f"loaded {path}"
-    return None, ("no native LM kernel found (looked for " + ", ".join(tried) + "); build it "
-                  "with `make setup` / `pip install .` (needs a C compiler) or CMake")
+    return lib, why
 
 
 _LIB, _REASON = _load()

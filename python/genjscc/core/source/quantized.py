@@ -22,21 +22,23 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 
 from genjscc.core.source import _lm_native
 from genjscc.core.source import fixed_point as fp
 from genjscc.core.source.small import BOS, BYTE_VOCAB, CELLS, SmallByteLM, SmallLMConfig
+from genjscc.core.weights_file import WeightsFormat, is_format, read_weights, save_weights
 from genjscc.errors import GenjsccError
 
 FORMAT = "genjscc-lm-byte-int/1"  # LSTM gate rows in the order i, f, o, g
 ARITHMETIC = "int8-lut/1"
 """Name of this arithmetic, stored in containers: any machine computing it decodes."""
+WEIGHTS_FORMAT = WeightsFormat("lm", "integer byte LM",
+                               {"format": (FORMAT,), "arithmetic": (ARITHMETIC,)},
+                               config_key="genjscc_config")
+"""How :func:`save_quantized_lm` tags its files."""
 
 
 class QuantizedByteLM:
@@ -196,38 +198,25 @@ def quantize_small_lm(model: SmallByteLM) -> QuantizedByteLM:
 def save_quantized_lm(model: QuantizedByteLM, path: str | Path,
                       extra: dict[str, str] | None = None) -> None:
     """Write the integer model as safetensors (integers only) with its configuration."""
-    metadata = {"format": FORMAT, "arithmetic": ARITHMETIC,
-                "genjscc_config": json.dumps(asdict(model.config))}
-    metadata.update(extra or {})
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.t.items()}, str(path),
-              metadata=metadata)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.t.items()}
+    save_weights(tensors, path, WEIGHTS_FORMAT, model.config, extra)
 
 
 def is_quantized_file(path: str | Path) -> bool:
     """Whether ``path`` is a safetensors file in this module's format."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return (handle.metadata() or {}).get("format") == FORMAT
-    except Exception:
-        return False
+    return is_format(path, WEIGHTS_FORMAT)
 
 
 def load_quantized_lm(path: str | Path, device: torch.device | str = "cpu") -> QuantizedByteLM:
-    """Read a file written by :func:`save_quantized_lm`; GenjsccError if it is not one."""
+    """Read a file written by :func:`save_quantized_lm`; ZooError (a GenjsccError) if there
+    is no such file or it is not one, GenjsccError if its tensors do not fit the arithmetic."""
     path = Path(path)
-    if not path.is_file():
-        raise GenjsccError(f"integer LM weights {path} not found")
+    metadata, tensors = read_weights(path, WEIGHTS_FORMAT)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        if metadata.get("format") != FORMAT or metadata.get("arithmetic") != ARITHMETIC:
-            raise GenjsccError(f"{path} is not a genjscc integer byte LM (format "
-                               f"{metadata.get('format')!r}, expected {FORMAT!r})")
         config = SmallLMConfig(**json.loads(metadata["genjscc_config"]))
-        tensors = load_file(str(path))
     except GenjsccError:
         raise
-    except Exception as error:  # a truncated or foreign file: say which file and why
+    except Exception as error:  # a crafted or foreign file: say which file and why
         raise GenjsccError(f"cannot load integer LM weights {path}: {error}") from error
     _check_tensors(config, tensors, path)
     model = QuantizedByteLM(config, tensors).to(device)

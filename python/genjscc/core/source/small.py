@@ -26,22 +26,25 @@ Weights are safetensors with the configuration in the file's metadata
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
 from genjscc.core.source.fixed_point import fake_quantize_rows, fake_quantize_states
+from genjscc.core.weights_file import WeightsFormat, read_weights, save_weights, state_tensors
 from genjscc.errors import GenjsccError
 
 BYTE_VOCAB = 256
 BOS = 256
 FORMAT = "genjscc-lm-byte-rnn/2"
-FORMATS_READ = ("genjscc-lm-byte-gru/1", FORMAT)  # /1: GRU without a learned initial state
+FORMATS_READ = (FORMAT, "genjscc-lm-byte-gru/1")  # /1: GRU without a learned initial state
+WEIGHTS_FORMAT = WeightsFormat("lm", "byte-level LM", {"format": FORMATS_READ},
+                               config_key="genjscc_config")
+"""How :func:`save_small_lm` tags its files (it reads :data:`FORMATS_READ`)."""
 CELLS = {"gru": 3, "lstm": 4}  # cell -> gates per layer
 STEP_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 ROW_BLOCK = 32  # rows: float coding steps are padded to a multiple of this (see the coder model)
@@ -258,33 +261,21 @@ def save_small_lm(model: SmallByteLM, path: str | Path, extra: dict[str, str] | 
     coding step, which halves the file and loses nothing the step uses: its products read
     bfloat16 weights anyway); loading turns them into float32 parameters.
     """
-    dtype = STEP_DTYPES[model.config.step_dtype]
-    tensors = {k: v.detach().to("cpu", dtype).contiguous()
-               for k, v in model.state_dict().items()}
-    metadata = {"format": FORMAT, "genjscc_config": json.dumps(asdict(model.config))}
-    metadata.update(extra or {})
-    save_file(tensors, str(path), metadata=metadata)
+    tensors = state_tensors(model, STEP_DTYPES[model.config.step_dtype])
+    save_weights(tensors, path, WEIGHTS_FORMAT, model.config, extra)
 
 
 def load_small_lm(path: str | Path, device: torch.device | str = "cpu") -> SmallByteLM:
-    """Read a file written by :func:`save_small_lm`; GenjsccError if it is not one."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise GenjsccError(f"small LM weights {path} not found")
+    """Read a file written by :func:`save_small_lm`; ZooError (a GenjsccError) if there is
+    no such file or it is not one, GenjsccError if its tensors do not fit its configuration."""
+    metadata, tensors = read_weights(path, WEIGHTS_FORMAT)
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        if metadata.get("format") not in FORMATS_READ:
-            raise GenjsccError(f"{path} is not a genjscc byte-level LM (format "
-                               f"{metadata.get('format')!r}, expected {FORMAT!r})")
         config = SmallLMConfig(**json.loads(metadata["genjscc_config"]))
         model = SmallByteLM(config)
-        model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+        model.load_state_dict({k: v.float() for k, v in tensors.items()})
     except GenjsccError:
         raise
-    except Exception as error:  # a truncated or foreign file: say which file and why
+    except Exception as error:  # a crafted or foreign file: say which file and why
         raise GenjsccError(f"cannot load small LM weights {path}: {error}") from error
     return model.to(device).eval()
 

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from genjscc.core.text.tokenizer import PAD_ID, TextTokenizer
-from genjscc.core.weights_file import read_kind_metadata, save_with_kind
+from genjscc.core.weights_file import WeightsFormat, read_weights, save_weights, state_tensors
 
 __all__ = ["TextJSCC", "TextJSCCConfig", "load_text_jscc", "load_text_jscc_model",
            "save_text_jscc"]
@@ -217,22 +217,24 @@ class TextJSCC(nn.Module):
         return 2 * (2 * cfg.layers * layer + chan + d * cfg.vocab_size)
 
 
+WEIGHTS_FORMAT = WeightsFormat("text-jscc", "text JSCC", {"genjscc_kind": ("text-jscc",)})
+"""How :func:`save_text_jscc` tags its files."""
+
+
 def save_text_jscc(model: TextJSCC, path: str | Path,
                    metadata: dict[str, str] | None = None) -> None:
     """Weights, configuration and tokenizer JSON in one safetensors file."""
-    save_with_kind(model, path, "text-jscc",
-                   {"tokenizer": model._require_tokenizer().to_json(), **(metadata or {})})
+    save_weights(state_tensors(model), path, WEIGHTS_FORMAT, model.config,
+                 {"tokenizer": model._require_tokenizer().to_json(), **(metadata or {})})
 
 
 def load_text_jscc(path: str | Path, device: str | torch.device = "cpu") -> TextJSCC:
-    """A :class:`TextJSCC` in eval mode (with its tokenizer) from :func:`save_text_jscc`."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    meta = read_kind_metadata(path, "text-jscc", "text JSCC")
+    """A :class:`TextJSCC` in eval mode (with its tokenizer) from :func:`save_text_jscc`;
+    ZooError if there is no such file or it is not one."""
+    meta, tensors = read_weights(path, WEIGHTS_FORMAT)
     model = TextJSCC(TextJSCCConfig(**json.loads(meta["config"])),
                      TextTokenizer(meta["tokenizer"]))
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict(tensors)
     return model.to(device).eval()
 
 
