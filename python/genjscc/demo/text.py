@@ -76,10 +76,11 @@ def run(args: argparse.Namespace, out: Path) -> tuple[list, dict]:
                   title=f"{len(texts)} held-out sentences, {channel}")
         rows += part
     results = [{k: v for k, v in r.items() if k != "received"} for r in rows]
-    return [_section(rows, texts, energies)], {"text": results}
+    uses = schemes[0].model.config.channel_uses_per_token
+    return [_section(rows, texts, energies, uses)], {"text": results}
 
 
-def _section(rows: list[dict], texts: list[str], energies: list[float]):
+def _section(rows: list[dict], texts: list[str], energies: list[float], uses_per_token: int):
     from genjscc.demo import report
 
     lines = ["| scheme | channel | Ew/N0 (dB) | Es/N0 (dB) | channel uses / word | BLEU-4 | "
@@ -99,7 +100,8 @@ def _section(rows: list[dict], texts: list[str], energies: list[float]):
     text = (
         f"{len(texts)} sentences of Milton's *Areopagitica* (held out from every model's "
         "training), lowercase letters only, sent at the same energy per word Ew/N0 by the "
-        "DeepSC-class text JSCC (`deepsc`, analog symbols, 4 channel uses per BPE token) and two "
+        f"DeepSC-class text JSCC (`deepsc`, analog symbols, {uses_per_token} channel uses per BPE "
+        "token) and two "
         "LM-SSCC chains (each sentence range-coded alone by `lm-small`, framed with a CRC-16; "
         "`lm-sscc-ecct`: LDPC(49,24) + ECCT + BPSK; `lm-sscc`: 5G NR LDPC rate 1/2 + QPSK + "
         "BP-50). Each scheme runs its channel at Es/N0 = Ew/N0 x words / channel uses "

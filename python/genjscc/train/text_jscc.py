@@ -34,6 +34,7 @@ import torch
 
 from genjscc.core.text.model import TextJSCC, TextJSCCConfig, save_text_jscc
 from genjscc.core.text.tokenizer import PAD_ID, TextTokenizer, train_tokenizer
+from genjscc.core.weights_file import state_tensors
 from genjscc.errors import GenjsccError
 from genjscc.machine import cpu_name
 from genjscc.train import parse_range
@@ -42,6 +43,7 @@ from genjscc.train.data import default_data, require_data
 NAME = "text-jscc-small"
 VALID_SNR_DB = (6.0, 12.0)
 EVAL_SNR_DB = (0.0, 3.0, 6.0, 9.0, 12.0, 18.0)
+SHIPPED_DTYPE = torch.float16  # zoo file precision: the analog code loses nothing measurable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -297,6 +299,8 @@ def _export(args, model: TextJSCC, state: dict[str, Any], valid: list[str]) -> N
     from genjscc import zoo
 
     model.eval()
+    # the zoo file stores float16 (half the bytes); measure the model as it will load
+    model.load_state_dict(state_tensors(model, SHIPPED_DTYPE))
     results = {}
     sample = valid[:args.eval_sentences]
     if sample:
@@ -310,7 +314,7 @@ def _export(args, model: TextJSCC, state: dict[str, Any], valid: list[str]) -> N
         desc += "; BLEU-1 " + ", ".join(f"{results['awgn'][s]['bleu1']:.3f} at {s:g} dB"
                                         for s in (6.0, 12.0)) + " (AWGN, europarl-dev)"
     zoo.export(args.name, "text-jscc",
-               lambda p: save_text_jscc(model, p, {"steps": str(state["step"])}),
+               lambda p: save_text_jscc(model, p, {"steps": str(state["step"])}, SHIPPED_DTYPE),
                lambda p, sha: _card(args, model, state, results, len(sample), p, sha), desc)
     print(f"wrote zoo model {args.name}: {desc}", file=sys.stderr)
 

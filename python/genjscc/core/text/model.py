@@ -221,10 +221,11 @@ WEIGHTS_FORMAT = WeightsFormat("text-jscc", "text JSCC", {"genjscc_kind": ("text
 """How :func:`save_text_jscc` tags its files."""
 
 
-def save_text_jscc(model: TextJSCC, path: str | Path,
-                   metadata: dict[str, str] | None = None) -> None:
-    """Weights, configuration and tokenizer JSON in one safetensors file."""
-    save_weights(state_tensors(model), path, WEIGHTS_FORMAT, model.config,
+def save_text_jscc(model: TextJSCC, path: str | Path, metadata: dict[str, str] | None = None,
+                   dtype: torch.dtype | None = None) -> None:
+    """Weights (as ``dtype``, e.g. float16 to halve the file; loading casts them back to the
+    model's float32), configuration and tokenizer JSON in one safetensors file."""
+    save_weights(state_tensors(model, dtype), path, WEIGHTS_FORMAT, model.config,
                  {"tokenizer": model._require_tokenizer().to_json(), **(metadata or {})})
 
 
