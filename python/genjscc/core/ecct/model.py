@@ -294,7 +294,7 @@ class ECCTDecoder:
             differ from the full decoder's only on skipped words where the network would flip
             bits of a valid codeword (tests/test_text_speed.py, docs/text.md), or if the
             network's float rounding depended on the batch it runs in (not seen on CPU: chunks
-            of 32 to 4096 words give the same logits).
+            of 32 to 2048 words gave the same logits here).
 
     Input: LLRs ``ln P(b=0)/P(b=1)`` (the convention the model was trained with, see the module
     docstring), float, finite, last dimension ``n``. Output: ``uint8`` bits on the input's
