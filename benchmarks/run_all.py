@@ -65,6 +65,8 @@ BENCHMARKS = [
               "Text at equal energy per word: LM-SSCC chains against the text JSCC"),
     Benchmark("resilient", "bench_resilient.py",
               "The loss-resilient token codec against HEIF + erasure-code FEC"),
+    Benchmark("text-ecct", "bench_text_ecct.py",
+              "The text chains' short codes: ECCT LLR de-rating against BP-50"),
 ]
 
 HEADER = """# Benchmarks

@@ -26,8 +26,9 @@ def zoo_name(code_name: str) -> str:
 
 def build_decoder(code: Code, num_iters: int = 50, model: str | Path | None = None,
                   device: str | torch.device | None = None,
-                  batch_size: int = 4096) -> ECCTDecoder:
-    """``make_decoder`` builder: an :class:`ECCTDecoder` for ``code`` (``num_iters`` unused).
+                  batch_size: int = 4096, syndrome_exit: bool = False) -> ECCTDecoder:
+    """``make_decoder`` builder: an :class:`ECCTDecoder` for ``code`` (``num_iters`` unused;
+    ``syndrome_exit``: see :class:`ECCTDecoder`).
 
     Raises:
         ValueError: no such model, or a model trained for another parity-check matrix.
@@ -41,4 +42,4 @@ def build_decoder(code: Code, num_iters: int = 50, model: str | Path | None = No
         raise ValueError(f"ECCT model {model or zoo_name(code.name)} was trained for a "
                          f"{h_model.shape[0]}x{h_model.shape[1]} parity-check matrix that is not "
                          f"the H of {code.name} ({h_code.shape[0]}x{h_code.shape[1]})")
-    return ECCTDecoder(net, device=device, batch_size=batch_size)
+    return ECCTDecoder(net, device=device, batch_size=batch_size, syndrome_exit=syndrome_exit)

@@ -278,6 +278,14 @@ class ECCTDecoder:
         model: the trained model (its ``H`` fixes ``n``).
         device: where the model runs (default: each input's device; the model is moved there).
         batch_size: words per forward pass, to bound memory on large batches.
+        syndrome_exit: words whose hard decisions ``(llr < 0)`` already satisfy every parity
+            check are returned as those hard decisions without running the model (as BP's early
+            stop does before its first iteration); only the others go through the network.
+            Off by default (the model cards measure the network on every word). The output can
+            differ from the full decoder's only on skipped words where the network would flip
+            bits of a valid codeword (tests/test_text_speed.py, docs/text.md), or if the
+            network's float rounding depended on the batch it runs in (not seen on CPU: chunks
+            of 32 to 2048 words gave the same logits here).
 
     Input: LLRs ``ln P(b=0)/P(b=1)`` (the convention the model was trained with, see the module
     docstring), float, finite, last dimension ``n``. Output: ``uint8`` bits on the input's
@@ -285,7 +293,7 @@ class ECCTDecoder:
     """
 
     def __init__(self, model: ECCT, device: str | torch.device | None = None,
-                 batch_size: int = 4096) -> None:
+                 batch_size: int = 4096, syndrome_exit: bool = False) -> None:
         if not isinstance(model, ECCT):
             raise TypeError(f"model must be an ECCT, got {type(model).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -294,6 +302,7 @@ class ECCTDecoder:
         self.n = model.n
         self.device = torch.device(device) if device is not None else None
         self.batch_size = batch_size
+        self.syndrome_exit = bool(syndrome_exit)
 
     def _check(self, llr: Any) -> torch.Tensor:
         if isinstance(llr, np.ndarray):
@@ -317,12 +326,21 @@ class ECCTDecoder:
         if next(self.model.parameters()).device != device:
             self.model.to(device)
         flat = llr.reshape(-1, self.n).to(device, torch.float32)
+        if not self.syndrome_exit:
+            return self._network(flat).reshape(llr.shape).to(llr.device)
+        hard = (flat < 0).to(torch.uint8)
+        bad = torch.remainder(hard.to(self.model.H.dtype) @ self.model.H.T, 2.0).any(-1)
+        hard[bad] = self._network(flat[bad])
+        return hard.reshape(llr.shape).to(llr.device)
+
+    def _network(self, flat: torch.Tensor) -> torch.Tensor:
+        """Bits ``uint8 [B, n]`` of the network on LLRs ``[B, n]``, in chunks of batch_size."""
         out = [self.model.decide(chunk, self.model(chunk))
                for chunk in flat.split(self.batch_size)]
-        bits = torch.cat(out) if out else torch.empty(0, self.n, dtype=torch.uint8, device=device)
-        return bits.reshape(llr.shape).to(llr.device)
+        return torch.cat(out) if out else torch.empty(0, self.n, dtype=torch.uint8,
+                                                       device=flat.device)
 
     def __repr__(self) -> str:
         c = self.model.config
         return (f"ECCTDecoder(n={self.n}, m={self.model.m}, layers={c.num_layers}, "
-                f"d_model={c.d_model})")
+                f"d_model={c.d_model}, syndrome_exit={self.syndrome_exit})")

@@ -125,10 +125,28 @@ class JSCCScheme:
         self.model = zoo.load(model, "text-jscc")
         self._ids: list[list[int]] = []
         self._texts: list[str] = []
+        self._batches: list[tuple[list[int], torch.Tensor, torch.Tensor]] = []
+        self._long: dict[int, torch.Tensor] = {}
 
+    @torch.no_grad()
     def prepare(self, texts: Sequence[str]) -> None:
+        """Tokenize and encode every text once: the symbols do not depend on the energy."""
+        from genjscc.core.text.tokenizer import PAD_ID
+
+        m = self.model
         self._texts = list(texts)
-        self._ids = [self.model.tokenizer.encode(t) for t in self._texts]
+        self._ids = [m.tokenizer.encode(t) for t in self._texts]
+        short = [i for i, ids in enumerate(self._ids) if len(ids) <= m.config.max_tokens]
+        self._batches = []  # (sentence indices, tokens [B, T], symbols [B, 4 T])
+        for start in range(0, len(short), 64):
+            rows = short[start:start + 64]
+            width = max(1, max(len(self._ids[i]) for i in rows))
+            tokens = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
+            for r, i in enumerate(rows):
+                tokens[r, :len(self._ids[i])] = torch.tensor(self._ids[i], dtype=torch.long)
+            self._batches.append((rows, tokens, m.encode(tokens)))
+        self._long = {i: m.encode_text(self._texts[i])  # longer than one piece
+                      for i in sorted(set(range(len(self._texts))) - set(short))}
 
     def channel_uses(self) -> list[int]:
         return [self.model.channel_uses(t) for t in self._texts]
@@ -138,26 +156,18 @@ class JSCCScheme:
 
     @torch.no_grad()
     def transmit(self, esn0_db, channel, generator):
+        from genjscc.core.jscc.channel import JSCCChannel
         from genjscc.core.text.tokenizer import PAD_ID
 
         m = self.model
         out: list[str | None] = [None] * len(self._texts)
-        short = [i for i, ids in enumerate(self._ids) if len(ids) <= m.config.max_tokens]
-        for start in range(0, len(short), 64):
-            rows = short[start:start + 64]
-            width = max(1, max(len(self._ids[i]) for i in rows))
-            tokens = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
-            for r, i in enumerate(rows):
-                tokens[r, :len(self._ids[i])] = torch.tensor(self._ids[i], dtype=torch.long)
-            from genjscc.core.jscc.channel import JSCCChannel
-
-            y, snr_rx = JSCCChannel(channel)(m.encode(tokens), esn0_db[rows], generator)
+        for rows, tokens, x in self._batches:
+            y, snr_rx = JSCCChannel(channel)(x, esn0_db[rows], generator)
             pred = m.decode_logits(y, snr_rx, tokens != PAD_ID).argmax(-1)
             for r, i in enumerate(rows):
                 out[i] = m.tokenizer.decode(pred[r, :len(self._ids[i])].tolist())
-        for i in set(range(len(self._texts))) - set(short):  # longer than one piece
-            ys, snr_rx = _through(channel, [m.encode_text(self._texts[i])],
-                                  esn0_db[i:i + 1], generator)
+        for i, x in self._long.items():
+            ys, snr_rx = _through(channel, [x], esn0_db[i:i + 1], generator)
             out[i] = m.decode_text(ys[0], float(snr_rx[0]))
         return out
 

@@ -36,9 +36,52 @@ def esn0_db_for(ew_n0_db: float, channel_uses: int, words: int) -> float:
 
 
 def levenshtein(a: str, b: str) -> int:
-    """Edit distance (insertions, deletions, substitutions) between ``a`` and ``b``."""
+    """Edit distance (insertions, deletions, substitutions) between ``a`` and ``b``.
+
+    Bit-parallel (Myers 1999, Hyyro's form for the global distance): the column of the
+    dynamic-programming table over ``a`` is kept as two bit vectors of +1/-1 vertical steps
+    (Python integers, any length), so each character of ``b`` costs a few integer operations
+    instead of ``len(a)`` Python steps. Exact; the common prefix and suffix are removed first
+    (they never change the distance)."""
+    if a == b:
+        return 0
+    lead = 0
+    while lead < min(len(a), len(b)) and a[lead] == b[lead]:
+        lead += 1
+    a, b = a[lead:], b[lead:]
+    tail = 0
+    while tail < min(len(a), len(b)) and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    if tail:
+        a, b = a[:-tail], b[:-tail]
     if len(a) < len(b):
-        a, b = b, a
+        a, b = b, a  # the longer string is the bit vector, the loop runs over the shorter
+    if not b:
+        return len(a)
+    peq: dict[str, int] = {}
+    for i, ch in enumerate(a):
+        peq[ch] = peq.get(ch, 0) | (1 << i)
+    mask, high = (1 << len(a)) - 1, 1 << (len(a) - 1)
+    pv, mv, dist = mask, 0, len(a)  # column 0 of the table: 0, 1, ..., len(a): all +1 steps
+    for ch in b:
+        eq = peq.get(ch, 0)
+        xv = eq | mv
+        xh = (((eq & pv) + pv) ^ pv) | eq
+        ph = mv | ~(xh | pv)
+        mh = pv & xh
+        if ph & high:
+            dist += 1
+        elif mh & high:
+            dist -= 1
+        ph = (ph << 1) | 1  # row 0 of the table steps by +1 per character of b
+        mh <<= 1
+        pv = (mh | ~(xv | ph)) & mask
+        mv = ph & xv & mask
+    return dist
+
+
+def _levenshtein_table(a: str, b: str) -> int:
+    """The textbook O(len(a) len(b)) table: the reference :func:`levenshtein` is tested on."""
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         cur = [i]
