@@ -27,6 +27,7 @@ noise ``(N0 + mse_k) / |H_k|^2`` (sign convention of docs/conventions.md).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -220,6 +221,8 @@ class _Layout:
         self.crc = CRC(_HEADER_CRC)
         self._header_code = None
         self._header_map: tuple[np.ndarray, np.ndarray] | None = None
+        if cfg.header:
+            self._header_generator()  # now, not in the first frame's time
 
     def pilot_values(self, num: int) -> np.ndarray:
         """``[num, P]`` pilot symbols of the first ``num`` header+data OFDM symbols."""
@@ -262,6 +265,13 @@ class _Layout:
         return self._header_map
 
 
+@functools.lru_cache(maxsize=8)
+def _layout(cfg: BurstOfdmConfig) -> _Layout:
+    """The layout of a config, built once per process (the preamble cover search and the
+    header code take a while) and shared by every TX and RX of that config."""
+    return _Layout(cfg)
+
+
 class BurstOfdmTx:
     """Build burst frames from payload symbols.
 
@@ -271,7 +281,7 @@ class BurstOfdmTx:
 
     def __init__(self, config: BurstOfdmConfig | None = None):
         self.config = config or BurstOfdmConfig()
-        self.layout = _Layout(self.config)
+        self.layout = _layout(self.config)
 
     def header_symbols(self, header: FrameHeader) -> np.ndarray:
         """QPSK symbols ``[header_symbols * num_data]`` of a coded header."""
@@ -393,13 +403,17 @@ class BurstOfdmRx:
         self.config = cfg = config or BurstOfdmConfig()
         if not cfg.header and num_symbols is None:
             raise ValueError("without a header the receiver needs num_symbols")
-        self.layout = _Layout(cfg)
+        self.layout = _layout(cfg)
         self.detector = PreambleDetector(self.layout.preamble, cfg.false_alarm_rate)
         self.num_symbols = num_symbols
         self.modulation = modulation
         self.stats = RxStats()
         self._smoother = LmmseSmoother(self.layout.active, cfg.fft_len, cfg.cp_len + 1)
         self._header_decoder = None
+        if cfg.header:
+            from genjscc.core.fec.decoders import make_decoder
+
+            self._header_decoder = make_decoder("bp", self.layout.header_code, num_iters=30)
 
     def receive(self, samples: np.ndarray | torch.Tensor,
                 incomplete: list[Detection] | None = None) -> list[RxFrame]:
@@ -516,10 +530,6 @@ class BurstOfdmRx:
             torch.from_numpy(eq.reshape(batch, -1).astype(np.complex64)),
             torch.from_numpy(nv.reshape(batch, -1).astype(np.float32)))
         code = lay.header_code
-        if self._header_decoder is None:
-            from genjscc.core.fec.decoders import make_decoder
-
-            self._header_decoder = make_decoder("bp", code, num_iters=30)
         bits = self._header_decoder(code.rate_recover(llr))[:, : code.k]
         valid = lay.crc.check(bits).tolist()
         info = bits[:, :_HEADER_INFO_BITS].numpy()

@@ -80,12 +80,14 @@ def _best_cover(repeats: int) -> np.ndarray:
     """A +-1 cover whose worst partial-overlap peak (over shifts and CFO bins) is lowest."""
     rng = np.random.default_rng(_COVER_SEED)
     best, best_side = None, np.inf
+    shifts = np.arange(1, repeats)
+    # products b[k + shift] b[k] of every shift as the rows of one zero-padded matrix
+    pos = np.arange(repeats)[None, :] + shifts[:, None]
+    inside = pos < repeats
     for _ in range(_COVER_TRIALS):
         b = rng.choice([-1.0, 1.0], repeats)
-        side = 0.0
-        for shift in range(1, repeats):
-            prod = b[shift:] * b[:-shift]
-            side = max(side, float(np.abs(np.fft.fft(prod, 4 * repeats)).max()))
+        prods = np.where(inside, b[np.minimum(pos, repeats - 1)] * b[None, :], 0.0)
+        side = float(np.abs(np.fft.fft(prods, 4 * repeats, axis=1)).max())
         if side < best_side:
             best, best_side = b, side
     return best
