@@ -607,7 +607,7 @@ class _PduCollector:
         import numpy as np
         import pmt
 
-        from genjscc.blocks._pdu import keep_alive
+        from genjscc.blocks._pdu import keep_alive, vector_array
         from gnuradio import gr
 
         class collector(gr.basic_block):
@@ -618,9 +618,13 @@ class _PduCollector:
                 self.set_msg_handler(pmt.intern("in"), self._handle)
 
             def _handle(self, msg):
-                meta = pmt.to_python(pmt.car(msg)) or {}
-                if "noise_var" in meta:
-                    meta["noise_var"] = np.asarray(meta["noise_var"], np.float32)
-                out.put((meta, np.asarray(pmt.to_python(pmt.cdr(msg)), np.complex64)))
+                car = pmt.car(msg)
+                noise_var = pmt.dict_ref(car, pmt.intern("noise_var"), pmt.PMT_NIL)
+                if pmt.is_uniform_vector(noise_var):
+                    car = pmt.dict_delete(car, pmt.intern("noise_var"))
+                meta = pmt.to_python(car) or {}
+                if pmt.is_uniform_vector(noise_var):
+                    meta["noise_var"] = vector_array(noise_var, np.float32)
+                out.put((meta, vector_array(pmt.cdr(msg), np.complex64)))
 
         return collector()
