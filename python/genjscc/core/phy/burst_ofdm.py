@@ -221,13 +221,24 @@ class _Layout:
         self.crc = CRC(_HEADER_CRC)
         self._header_code = None
         self._header_map: tuple[np.ndarray, np.ndarray] | None = None
+        # QPSK point of each bit pair (first bit * 2 + second), as constellation("qpsk") maps
+        pairs = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=torch.uint8).reshape(-1)
+        self._qpsk_points = constellation("qpsk").map(pairs).numpy()
+        self._pilots: dict[int, np.ndarray] = {}
         if cfg.header:
             self._header_generator()  # now, not in the first frame's time
 
     def pilot_values(self, num: int) -> np.ndarray:
-        """``[num, P]`` pilot symbols of the first ``num`` header+data OFDM symbols."""
-        signs = self.pilot_signs[np.arange(num) % self.pilot_signs.size]
-        return signs[:, None] * self.pilot_base[None, :]
+        """``[num, P]`` pilot symbols of the first ``num`` header+data OFDM symbols (a
+        read-only array, kept per ``num``)."""
+        values = self._pilots.get(num)
+        if values is None:
+            signs = self.pilot_signs[np.arange(num) % self.pilot_signs.size]
+            values = signs[:, None] * self.pilot_base[None, :]
+            values.flags.writeable = False
+            if len(self._pilots) < 64:
+                self._pilots[num] = values
+        return values
 
     @property
     def header_code(self):
@@ -247,8 +258,8 @@ class _Layout:
         """
         gen, offset = self._header_generator()
         info = np.stack([h.to_bits() for h in headers]).astype(np.int32)
-        coded = ((info @ gen + offset) & 1).astype(np.uint8)
-        return constellation("qpsk").map(torch.from_numpy(coded)).numpy()
+        coded = (info @ gen + offset) & 1
+        return self._qpsk_points[2 * coded[:, 0::2] + coded[:, 1::2]]
 
     def encode_header(self, bits: np.ndarray) -> np.ndarray:
         """Coded bits uint8 ``[e]`` of 32 header bits: CRC-16, then the 5G LDPC encoder (the

@@ -149,8 +149,8 @@ def _common_phase(obs: np.ndarray, window: int) -> np.ndarray:
 def _centered_sum(a: np.ndarray, width: int) -> np.ndarray:
     """``np.convolve(a, ones(width), "same")`` along the last axis of a batch."""
     size = a.shape[-1]
-    pad = [(0, 0)] * (a.ndim - 1) + [(width // 2, (width - 1) // 2)]
-    padded = np.pad(a, pad)
+    padded = np.zeros((*a.shape[:-1], size + width - 1), a.dtype)
+    padded[..., width // 2 : width // 2 + size] = a
     out = padded[..., :size].copy()
     for j in range(1, width):
         out += padded[..., j : j + size]
