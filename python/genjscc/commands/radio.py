@@ -20,6 +20,7 @@ actions:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -205,6 +206,7 @@ def _send(args) -> int:
     import numpy as np
     import pmt
 
+    from genjscc.blocks._pdu import uniform_vector
     from genjscc.blocks.burst_ofdm import burst_ofdm_tx
     from genjscc.core.link.file_transfer import OVERHEAD, PacketCodec
     from genjscc.core.mapping import constellation
@@ -234,23 +236,22 @@ def _send(args) -> int:
     tb.start()
     sent = {s.file_id: 0 for s in senders}
     try:
-        index = 0
+        packets = _packet_order(senders, args.overhead, args.repeat)
         while not stop["now"]:
-            for s in senders:
-                total = s.num_source + math.ceil(args.overhead * s.num_source)
-                if index >= total and not args.repeat:
-                    continue  # with --repeat, fresh repair packets for ever
+            # LDPC-encode a batch at once: the encoder costs about 2.7 ms for one packet and
+            # 0.4 ms each in a batch of 16 (1 Msps needs one 80-symbol frame per 7.4 ms)
+            batch = list(itertools.islice(packets, _ENCODE_BATCH))
+            if not batch:
+                break
+            for (s, _), bits in zip(batch, codec.encode_many([p for _, p in batch]),
+                                    strict=True):
                 while tx.num_queued() >= 8 and not stop["now"]:
                     time.sleep(0.002)
-                bits = codec.encode(s.packet(index))
+                if stop["now"]:
+                    break
                 tx.to_basic_block()._post(pmt.intern("in"), pmt.cons(
-                    pmt.make_dict(), pmt.to_pmt(np.packbits(bits))))
+                    pmt.make_dict(), uniform_vector(np.packbits(bits))))
                 sent[s.file_id] += 1
-            index += 1
-            if not args.repeat and all(
-                    index >= s.num_source + math.ceil(args.overhead * s.num_source)
-                    for s in senders):
-                break
         while tx.num_queued() and not stop["now"]:
             time.sleep(0.01)
         time.sleep(0.2)  # let the last frame's samples leave the radio
@@ -263,6 +264,24 @@ def _send(args) -> int:
                    "frames_sent": sent[s.file_id], "file_id": f"{s.file_id:08x}"}
         _report(summary, args.json)
     return 0
+
+
+_ENCODE_BATCH = 16  # packets LDPC-encoded per encoder call by `radio send`
+
+
+def _packet_order(senders: list, overhead: float, repeat: bool):
+    """``(sender, packet bytes)`` in sending order: packet 0 of every file, then packet 1...;
+    each file stops after its source packets plus ``overhead`` of repair packets, or never
+    with ``repeat`` (fresh repair packets for ever)."""
+    index = 0
+    while True:
+        for s in senders:
+            if index < s.num_source + math.ceil(overhead * s.num_source) or repeat:
+                yield s, s.packet(index)
+        index += 1
+        if not repeat and all(index >= s.num_source + math.ceil(overhead * s.num_source)
+                              for s in senders):
+            return
 
 
 def _send_images(args) -> int:
