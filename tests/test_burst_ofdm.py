@@ -234,12 +234,14 @@ def test_header_closed_form_is_the_encoder():
     np.testing.assert_array_equal(layout.header_qpsk(headers), expected)
 
 
-def test_frames_estimated_together_equal_frames_alone():
-    """The receiver estimates all frames of a pass as one batch (of mixed lengths): each frame
-    comes out as when it is received alone."""
+def test_frames_estimated_together_equal_frames_alone(monkeypatch):
+    """The receiver estimates all frames of a pass as one batch (of mixed lengths, split when
+    long): each frame comes out as when it is received alone."""
+    from genjscc.core.phy import burst_ofdm
+
     rng = np.random.default_rng(8)
     tx = BurstOfdmTx(CFG)
-    lengths, parts, bounds = [3, 20, 3, 7], [], []
+    lengths, parts, bounds = [3, 20, 3, 3, 7], [], []
     for i, n in enumerate(lengths):
         bits = rng.integers(0, 2, n * 96).astype(np.uint8)
         frame = tx.modulate(QPSK.map(torch.from_numpy(bits)).numpy(), FrameHeader(n, counter=i))
@@ -250,6 +252,9 @@ def test_frames_estimated_together_equal_frames_alone():
                              seed=4)(np.concatenate(parts))
     together = BurstOfdmRx(CFG).receive(stream)
     assert [f.header.counter for f in together] == list(range(len(lengths)))
+    monkeypatch.setattr(burst_ofdm, "_BATCH_SYMBOLS", 10)  # the 7-symbol frames one by one
+    for f, g in zip(together, BurstOfdmRx(CFG).receive(stream), strict=True):
+        np.testing.assert_array_equal(f.symbols, g.symbols)
     for f, begin in zip(together, bounds, strict=True):
         alone = BurstOfdmRx(CFG).receive(stream[begin - 100 : f.end + 600])
         assert len(alone) == 1 and alone[0].header == f.header

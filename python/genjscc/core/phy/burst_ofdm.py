@@ -61,6 +61,7 @@ _HEADER_INFO_BITS = 32
 _HEADER_CRC = "16"
 _HEADER_RATE_INV = 8  # header code rate 1/8: it must decode where detection works
 _MODULATION_CODES = tuple(MODULATIONS)  # header field value -> modulation name
+_BATCH_SYMBOLS = 1 << 14  # OFDM symbols the receiver equalizes in one batch (~16 MB each array)
 
 
 @dataclass(frozen=True)
@@ -489,10 +490,14 @@ class BurstOfdmRx:
         frames: dict[int, RxFrame] = {}
         for total in sorted({t for _, _, t in kept}):
             group = [(i, h) for i, h, t in kept if t == total]
-            idx = np.array([i for i, _ in group])
-            frames.update(zip(idx.tolist(), self._bodies(
-                x, [dets[i] for i in idx], acq.take(slot[idx]), train0[idx], body0[idx],
-                total, [h for _, h in group]), strict=True))
+            # frames of one length together, at most _BATCH_SYMBOLS OFDM symbols at a time
+            # (bounded memory when a long recording holds many long frames)
+            step = max(1, _BATCH_SYMBOLS // total)
+            for part in range(0, len(group), step):
+                idx = np.array([i for i, _ in group[part : part + step]])
+                frames.update(zip(idx.tolist(), self._bodies(
+                    x, [dets[i] for i in idx], acq.take(slot[idx]), train0[idx], body0[idx],
+                    total, [h for _, h in group[part : part + step]]), strict=True))
         return [frames[i] for i, _, _ in kept]
 
     # -- the stages, each over a batch of frames ----------------------------------------------
