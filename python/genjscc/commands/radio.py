@@ -287,6 +287,7 @@ def _packet_order(senders: list, overhead: float, repeat: bool):
 def _send_images(args) -> int:
     import pmt
 
+    from genjscc.blocks._pdu import uniform_vector
     from genjscc.blocks.burst_ofdm import burst_ofdm_tx
     from genjscc.core.jscc import load_model, model_name
     from genjscc.core.jscc.images import load_image, to_uint8
@@ -316,7 +317,7 @@ def _send_images(args) -> int:
                     while tx.num_queued() >= 8 and not stop["now"]:
                         time.sleep(0.002)
                     tx.to_basic_block()._post(pmt.intern("in"), pmt.cons(
-                        pmt.make_dict(), pmt.to_pmt(frame)))
+                        pmt.make_dict(), uniform_vector(frame)))
             passes += 1
         while tx.num_queued() and not stop["now"]:
             time.sleep(0.01)
