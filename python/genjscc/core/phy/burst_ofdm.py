@@ -13,7 +13,8 @@ subcarrier: **Es/N0 per data subcarrier symbol = 1 / N0**. The average power per
 the data part (and of the preamble) is ``num_active / fft_len`` (52/64 with the defaults), so
 the SNR per sample is ``Es/N0 + 10 log10(num_active / fft_len)`` dB.
 
-Receiver, per frame: preamble detection (:mod:`.preamble`: CFO-robust matched filter, CFAR),
+Receiver, for every frame (all frames found in one pass are estimated together, as arrays
+with a frame axis): preamble detection (:mod:`.preamble`: CFO-robust matched filter, CFAR),
 CFO from the preamble's FFT bank (integer and fractional part together, +-fft_len/(2 period)
 subcarriers), refined from the preamble's segments and then from the repeated training
 symbols; timing from the correlation peak, with the FFT windows ``backoff`` samples inside the
