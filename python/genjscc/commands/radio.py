@@ -413,7 +413,7 @@ def _receive(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     tb = gr.top_block("genjscc radio receive")
-    rx = burst_ofdm_rx(chunk=1 << 14)
+    rx = burst_ofdm_rx()  # 32768-sample passes (the per-pass cost is a few ms)
     pdus: queue.Queue = queue.Queue()
     collector = _PduCollector(pdus)
     tb.connect(_radio_source(args), rx)
