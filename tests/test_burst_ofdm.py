@@ -221,3 +221,45 @@ def test_stream_receiver_any_chunking_and_garbage():
     assert [f.header.counter for f in got] == list(range(12))
     assert receiver.counters.non_finite == nan_at.size > 0
     assert receiver.counters.samples == stream.size + CFG.frame_len(6)
+
+
+def test_header_closed_form_is_the_encoder():
+    """The GF(2) product that codes headers gives the encoder's bits for random headers."""
+    layout = BurstOfdmRx(CFG).layout
+    rng = np.random.default_rng(3)
+    headers = [FrameHeader(int(rng.integers(1, 4096)), str(rng.choice(["qpsk", "16qam"])),
+                           bool(rng.integers(2)), int(rng.integers(1 << 16))) for _ in range(40)]
+    expected = np.stack([QPSK.map(torch.from_numpy(layout.encode_header(h.to_bits()))).numpy()
+                         for h in headers])
+    np.testing.assert_array_equal(layout.header_qpsk(headers), expected)
+
+
+def test_frames_estimated_together_equal_frames_alone(monkeypatch):
+    """The receiver estimates all frames of a pass as one batch (of mixed lengths, split when
+    long): each frame comes out as when it is received alone."""
+    from genjscc.core.phy import burst_ofdm
+
+    rng = np.random.default_rng(8)
+    tx = BurstOfdmTx(CFG)
+    lengths, parts, bounds = [3, 20, 3, 3, 7], [], []
+    for i, n in enumerate(lengths):
+        bits = rng.integers(0, 2, n * 96).astype(np.uint8)
+        frame = tx.modulate(QPSK.map(torch.from_numpy(bits)).numpy(), FrameHeader(n, counter=i))
+        parts += [np.zeros(int(rng.integers(100, 400)), np.complex64), frame]
+        bounds.append(sum(p.size for p in parts) - frame.size)
+    parts.append(np.zeros(600, np.complex64))
+    stream = ChannelEmulator(es_n0_db=8.0, cfo=0.4, sro_ppm=20.0, multipath="3tap",
+                             seed=4)(np.concatenate(parts))
+    together = BurstOfdmRx(CFG).receive(stream)
+    assert [f.header.counter for f in together] == list(range(len(lengths)))
+    monkeypatch.setattr(burst_ofdm, "_BATCH_SYMBOLS", 10)  # the 7-symbol frames one by one
+    for f, g in zip(together, BurstOfdmRx(CFG).receive(stream), strict=True):
+        np.testing.assert_array_equal(f.symbols, g.symbols)
+    for f, begin in zip(together, bounds, strict=True):
+        alone = BurstOfdmRx(CFG).receive(stream[begin - 100 : f.end + 600])
+        assert len(alone) == 1 and alone[0].header == f.header
+        assert alone[0].start + begin - 100 == f.start
+        np.testing.assert_allclose(alone[0].symbols, f.symbols, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(alone[0].noise_var, f.noise_var, rtol=1e-5)
+        assert alone[0].snr_db == pytest.approx(f.snr_db, abs=1e-6)
+        assert alone[0].sro_ppm == pytest.approx(f.sro_ppm, abs=1e-3)

@@ -63,6 +63,13 @@ def test_packet_ldpc_round_trip_and_length_check():
     llr = torch.from_numpy(((1 - 2 * bits.astype(np.float64) + noise) * 2 / 0.64).astype(
         np.float32))
     assert codec.decode(llr) == packet
+    # a batch encodes as its packets one by one; a packet of another length is refused
+    others = [FileSender("b", bytes(range(200)) * 5, 1000, "none", 460).packet(i)
+              for i in range(3)]
+    np.testing.assert_array_equal(codec.encode_many([packet, *others]),
+                                  np.stack([codec.encode(p) for p in [packet, *others]]))
+    with pytest.raises(ValueError, match="477 bytes"):
+        codec.encode_many([packet, packet[:-1]])
     with pytest.raises(ValueError, match="too few"):
         PacketCodec(477, 10, 2)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pmt
 import torch
 
-from genjscc.blocks._pdu import PduError, keep_alive, make_pdu, parse_pdu
+from genjscc.blocks._pdu import PduError, keep_alive, make_pdu, parse_pdu, uniform_vector
 from genjscc.core.mapping import constellation
 from genjscc.core.phy.burst_ofdm import BurstOfdmConfig, BurstOfdmRx, BurstOfdmTx, FrameHeader
 from genjscc.core.phy.stream import StreamReceiver
@@ -197,7 +197,7 @@ class burst_ofdm_rx(gr.sync_block):
         h = frame.header
         meta = pmt.make_dict()
         meta = pmt.dict_add(meta, KEY_SNR_DB, pmt.from_double(frame.snr_db))
-        meta = pmt.dict_add(meta, KEY_NOISE_VAR, pmt.to_pmt(frame.noise_var))
+        meta = pmt.dict_add(meta, KEY_NOISE_VAR, uniform_vector(frame.noise_var))
         meta = pmt.dict_add(meta, KEY_CHANNEL_NOISE_VAR, pmt.from_double(frame.channel_noise_var))
         meta = pmt.dict_add(meta, KEY_CFO, pmt.from_double(frame.cfo))
         meta = pmt.dict_add(meta, KEY_SRO_PPM, pmt.from_double(frame.sro_ppm))

