@@ -244,3 +244,22 @@ def test_train_recipe_runs_and_checkpoints(tmp_path, sentences):
     assert (out / "checkpoint.pt").is_file() and (out / "log.jsonl").is_file()
     assert main(["train", "text-jscc", "--data", str(tmp_path / "none.txt"), "--out",
                  str(out), "--no-register"]) == 2
+
+
+def test_float_lm_codes_each_sentence_alone_so_any_subset_decodes(tmp_path):
+    """A float LM's probabilities depend on the batch they are computed in: the chain codes and
+    decodes each sentence alone with one, so a sentence decodes the same whether the others
+    were lost, received, or decoded earlier (lm-small, exact, batches freely)."""
+    from genjscc.core.source.small import SmallByteLM, SmallLMConfig, save_small_lm
+
+    torch.manual_seed(0)
+    path = tmp_path / "float-lm.safetensors"
+    save_small_lm(SmallByteLM(SmallLMConfig(embed=16, hidden=48, layers=1, cell="gru")), path)
+    float_source = LMSentenceSource(str(path), rows=64)
+    assert float_source.rows == 1 and LMSentenceSource("small", rows=64).rows == 64
+    texts = ["the house rose at noon", "we vote on the report", "", "ein satz auf deutsch"]
+    streams = float_source.encode(texts)
+    fresh = LMSentenceSource(str(path))
+    assert fresh.decode([streams[0], None, streams[2], streams[3]]) == \
+        [texts[0], None, texts[2], texts[3]]
+    assert fresh.decode([None, streams[1], None, None]) == [None, texts[1], None, None]

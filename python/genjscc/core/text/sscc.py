@@ -139,7 +139,10 @@ class LMSentenceSource:
     """Sentence <-> stream of frames with an LM range coder (see module).
 
     ``model``: an ``lm`` zoo name or spec of ``genjscc.core.source.codec.load_model``
-    (``small`` = lm-small, integer and exact). ``rows``: sentences stepped together.
+    (``small`` = lm-small, integer and exact). ``rows``: sentences stepped together, for an
+    exact (integer) model only: a float model's probabilities depend on the batch they are
+    computed in, and the decoder cannot rebuild the encoder's batch (a lost sentence, a
+    sentence decoded later), so a float model codes and decodes each piece alone.
     Decoding keeps a cache from (symbols, payload) to text: the LM decoder is a deterministic
     function of those, so a payload seen before is not decoded again (exact, and it makes
     evaluation at many energies affordable).
@@ -149,7 +152,7 @@ class LMSentenceSource:
         from genjscc.core.source.codec import load_model
 
         self.lm = load_model(model)
-        self.rows = rows
+        self.rows = rows if getattr(self.lm, "arithmetic", "") else 1
         self._cache: dict[tuple[int, bytes], bytes | None] = {}
 
     def pieces(self, text: str) -> list[bytes]:
