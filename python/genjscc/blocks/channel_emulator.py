@@ -36,7 +36,7 @@ import numpy as np
 from genjscc.core.channel.emulator import TDL_PROFILES, ChannelSpec, static_fir
 from gnuradio import analog, blocks, channels, filter, gr
 
-__all__ = ["channel_emulator", "describe"]
+__all__ = ["channel_emulator"]
 
 _NOISE_POOL = 1 << 16  # fastnoise_source's pool of precomputed samples (channel_model: 8192)
 _SINUSOIDS = 16  # sum-of-sinusoids terms per fading path (as the numpy emulator)
@@ -88,52 +88,45 @@ class channel_emulator(gr.hier_block2):
 
     def parts(self) -> list[str]:
         """The GNU Radio blocks in signal order (for logs and tests)."""
-        return describe(self.spec)
-
-
-def describe(spec: ChannelSpec) -> list[str]:
-    """Names of the blocks :class:`channel_emulator` builds for ``spec``, in signal order."""
-    names = []
-    if spec.sro_ppm:
-        names.append("filter.mmse_resampler_cc")
-    if spec.multipath != "none":
-        names.append("channels.selective_fading_model" if static_fir(spec) is None
-                     else "filter.fir_filter_ccc")
-    if spec.cfo:
-        names.append("blocks.rotator_cc")
-    if spec.phase_noise:
-        names.append("analog.frequency_modulator_fc")
-    if spec.es_n0_db is not None:
-        names.append("analog.fastnoise_source_c")
-    return names or ["blocks.copy"]
+        return list(self._parts["names"])
 
 
 def _parts(spec: ChannelSpec) -> dict:
+    """The blocks of ``spec``'s impairments: ``chain`` (in series), ``mixers`` ((multiply or
+    add, its other input) pairs after the chain) and their ``names`` in signal order."""
     chain: list = []
     mixers: list = []
-    if spec.sro_ppm:
-        chain.append(filter.mmse_resampler_cc(0.0, 1.0 + spec.sro_ppm * 1e-6))
-    fir = static_fir(spec)
-    if fir is not None:  # the numpy emulator's very taps: static channels agree exactly
-        chain.append(filter.fir_filter_ccc(1, [complex(t) for t in fir]))
-    elif spec.multipath != "none":
-        chain.append(_fading_tdl(spec))
-    if spec.cfo:
-        chain.append(blocks.rotator_cc(2 * math.pi * spec.cfo / spec.fft_len))
+    names: list[str] = []
     # seeds of the random parts: distinct, fixed by `seed` (GNU Radio's generators take ints;
     # a seed of 0 would mean "from the clock" for some of them)
     seeds = [int(s) + 1 for s in np.random.SeedSequence(spec.seed).generate_state(3) % (1 << 30)]
+    if spec.sro_ppm:
+        chain.append(filter.mmse_resampler_cc(0.0, 1.0 + spec.sro_ppm * 1e-6))
+        names.append("filter.mmse_resampler_cc")
+    fir = static_fir(spec)
+    if fir is not None:  # the numpy emulator's very taps: static channels agree exactly
+        chain.append(filter.fir_filter_ccc(1, [complex(t) for t in fir]))
+        names.append("filter.fir_filter_ccc")
+    elif spec.multipath != "none":
+        chain.append(_fading_tdl(spec, seeds[0]))
+        names.append("channels.selective_fading_model")
+    if spec.cfo:
+        chain.append(blocks.rotator_cc(2 * math.pi * spec.cfo / spec.fft_len))
+        names.append("blocks.rotator_cc")
     if spec.phase_noise:
         steps = analog.noise_source_f(analog.GR_GAUSSIAN, spec.phase_noise, seeds[1])
         phase = analog.frequency_modulator_fc(1.0)
         mixers.append((blocks.multiply_cc(), _then(steps, phase)))
+        names.append("analog.frequency_modulator_fc")
     if spec.es_n0_db is not None:
         noise = analog.fastnoise_source_c(analog.GR_GAUSSIAN, math.sqrt(spec.noise_var),
                                           seeds[2], _NOISE_POOL)
         mixers.append((blocks.add_cc(), noise))
+        names.append("analog.fastnoise_source_c")
     if not chain and not mixers:
         chain.append(blocks.copy(gr.sizeof_gr_complex))
-    return {"chain": chain, "mixers": mixers, "seeds": seeds}
+        names.append("blocks.copy")
+    return {"chain": chain, "mixers": mixers, "names": names}
 
 
 class _then(gr.hier_block2):
@@ -145,12 +138,11 @@ class _then(gr.hier_block2):
         self.connect(first, second, self)
 
 
-def _fading_tdl(spec: ChannelSpec):
+def _fading_tdl(spec: ChannelSpec, seed: int):
     profile = TDL_PROFILES[str(spec.multipath)]
     delays = [d * spec.delay_spread for d, _ in profile]
     powers = np.array([10 ** (p / 10) for _, p in profile])
     mags = np.sqrt(powers / powers.sum())
-    seed = int(np.random.SeedSequence(spec.seed).generate_state(1)[0] % (1 << 30)) + 1
     return channels.selective_fading_model(_SINUSOIDS, spec.doppler, False, 0.0, seed,
                                            delays, [float(m) for m in mags],
                                            math.ceil(max(delays)) + _SINC_SPAN)
