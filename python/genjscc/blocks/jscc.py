@@ -102,6 +102,18 @@ def _decode_image_bytes(meta: pmt.pmt_base, data: np.ndarray) -> np.ndarray:
                        f"nor a readable image file: {err}") from None
 
 
+def image_from_message(msg: pmt.pmt_base) -> tuple[pmt.pmt_base, torch.Tensor]:
+    """(metadata, ``[3, H, W]`` float image in [0, 1]) of an image message: a PDU of u8 (image
+    file bytes, or raw RGB with height/width metadata) or a symbol naming an image file (a bare
+    name that is not found is a shipped sample photograph). PduError if it is neither."""
+    if pmt.is_symbol(msg):  # a file name, e.g. from a message strobe
+        meta, data = pmt.make_dict(), _read_image_file(pmt.symbol_to_string(msg))
+    else:
+        meta, data = parse_pdu(msg, "u8")
+    pixels = _decode_image_bytes(meta, data)
+    return meta, torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0
+
+
 class jscc_image_encoder(PduBlock):
     """Deep JSCC encoder: image PDU in, complex symbol PDU(s) out (module docstring).
 
@@ -131,17 +143,13 @@ class jscc_image_encoder(PduBlock):
         self.snr_db = float(snr_db)
 
     def process(self, msg: pmt.pmt_base) -> list[pmt.pmt_base]:
-        if pmt.is_symbol(msg):  # a file name, e.g. from a message strobe
-            meta, data = pmt.make_dict(), _read_image_file(pmt.symbol_to_string(msg))
-        else:
-            meta, data = parse_pdu(msg, "u8")
-        pixels = _decode_image_bytes(meta, data)
+        meta, image = image_from_message(msg)
+        image = image[None]
         snr = get_float(meta, KEY_SNR_DB, vector_mean=True)
         snr = self.snr_db if snr is None else snr
-        image = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float()[None] / 255.0
         with torch.no_grad():
             x = self.model.encode(image.to(self.device), snr)[0].cpu().numpy()
-        height, width = pixels.shape[:2]
+        height, width = image.shape[-2:]
         segments = segment(x, self.symbols_per_frame)
         if self.spread:
             segments = spread(segments.reshape(-1)).reshape(segments.shape)

@@ -33,7 +33,7 @@ from genjscc.blocks._meta import (
     KEY_WIDTH,
 )
 from genjscc.blocks._pdu import PORT_OUT, PduBlock, PduError, make_pdu
-from genjscc.blocks.jscc import _decode_image_bytes, _read_image_file
+from genjscc.blocks.jscc import image_from_message
 from genjscc.core.resilient.codec import DEFAULT_MODEL, load_codec
 from genjscc.core.resilient.packets import MIN_PACKET_BYTES, unpack
 
@@ -71,14 +71,7 @@ class resilient_image_encoder(PduBlock):
         self._next_id = 0
 
     def process(self, msg: pmt.pmt_base) -> list[pmt.pmt_base]:
-        from genjscc.blocks._pdu import parse_pdu
-
-        if pmt.is_symbol(msg):  # a file name, e.g. from a message strobe
-            meta, data = pmt.make_dict(), _read_image_file(pmt.symbol_to_string(msg))
-        else:
-            meta, data = parse_pdu(msg, "u8")
-        pixels = _decode_image_bytes(meta, data)
-        image = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0
+        _, image = image_from_message(msg)
         image_id, self._next_id = self._next_id, (self._next_id + 1) & 0xFFFF
         torch.set_num_threads(self.threads)
         try:
