@@ -105,3 +105,11 @@ def test_parts_say_which_gnu_radio_blocks_run():
 def test_bad_parameters_raise_value_errors_that_name_them(bad):
     with pytest.raises(ValueError):
         channel_emulator(**bad)
+
+
+def test_radio_channel_command_refuses_bad_parameters_in_one_line(capsys):
+    from genjscc.cli import main
+
+    assert main(["radio", "channel", "--multipath", "tdl-z"]) == 2
+    err = capsys.readouterr().err
+    assert "radio channel" in err and "tdl-a" in err and "Traceback" not in err
