@@ -280,7 +280,7 @@ def test_jscc_image_over_virtual_radio_at_0_db(tmp_path):
             proc.terminate()
         for proc in (tx, chan, rx):
             proc.wait(timeout=10)
-    assert rx.returncode == 0, rx_err[-2000:]
+    assert rx.returncode == 0, rx_out[-3000:] + rx_err[-2000:]
     summary = next(json.loads(line) for line in rx_out.splitlines() if '"complete"' in line)
     assert summary["complete"] and (summary["height"], summary["width"]) == (128, 192)
     # the name record (rate 1/3 QPSK, sent before the image) names the reconstruction
