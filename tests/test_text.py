@@ -72,7 +72,7 @@ def test_energy_per_word_hand_computation():
 def test_sscc_channel_uses_and_symbol_energy_by_hand(source):
     text = "the committee adopted the report"
     stream = source.encode([text])[0]
-    bits = 8 * len(stream)
+    bits = len(stream)
     cases = {  # scheme -> complex channel uses computed by hand
         "lm-sscc-bp": math.ceil(bits / 24) * 49,  # LDPC(49,24) codewords, BPSK
         "lm-sscc-polar-bp": math.ceil(bits / 32) * 64,  # Polar(64,32), BPSK
@@ -122,18 +122,42 @@ def test_lm_sscc_loses_sentences_at_low_energy_and_says_so(source, sentences):
     assert row["lost"] == 10 and row["exact"] == 0.0 and row["cer"] == 1.0
 
 
-def test_lm_sscc_unseen_empty_and_long_inputs(source):
-    long = " ".join(f"zq{i}xv" for i in range(1000))  # 1000 unseen words, several frames
-    texts = ["naïve façade ☃ qwzx", "", long]
+def test_lm_sscc_unseen_empty_long_and_multiline_inputs(source):
+    long = " ".join(f"zq{i}xv" for i in range(1000))  # 1000 unseen words
+    texts = ["naïve façade ☃ qwzx", "", long, "two\nlines"]
     streams = source.encode(texts)
-    assert len(streams[1]) == 4  # an empty sentence is one frame: lengths + CRC
+    # an empty sentence: the form bit, the newline's payload bits, the CRC
+    assert streams[1][0] == 0 and 1 + 16 < len(streams[1]) <= 1 + 16 + 32
+    assert streams[2][0] == 0 and streams[3][0] == 1  # a newline inside: framed form
     code = SentenceChannelCode(PRESETS["lm-sscc"])
     ys = [code.encode(s) for s in streams]
-    out = code.decode(ys, [1e-3] * 3, [8 * len(s) for s in streams])
+    out = code.decode(ys, [1e-3] * len(ys), [len(s) for s in streams])
     assert source.decode(out) == texts
-    assert source.decode([streams[0][:-1]]) == [None]  # a cut stream is lost, not garbage
+    for stream in streams:  # a cut or flipped stream is lost, never garbage
+        assert source.decode([stream[:-1]]) == [None]
+        flipped = stream.copy()
+        flipped[len(stream) // 2] ^= 1
+        assert source.decode([flipped]) == [None]
     with pytest.raises(TypeError, match="str"):
         source.encode([b"bytes"])
+
+
+def test_terminated_stream_is_near_the_information_content(source, sentences):
+    """The terminated form spends at most the LM's information content of the sentence and
+    its newline plus 2 bits of coder termination, 1 form bit and 16 CRC bits (fewer when the
+    coder's final interval holds a short binary fraction)."""
+    from genjscc.core.source.coding import _steps, _weights
+
+    lm = source.lm
+    for text in sentences[:8]:
+        symbols = lm.tokenize((text + "\n").encode())
+        steps, info = _steps(lm, 1, len(symbols)), 0.0
+        probs = next(steps)
+        for t, symbol in enumerate(symbols):
+            q = _weights(probs, [0], 1)[0] + 1.0
+            info += 24 - math.log2(q[symbol])
+            probs = steps.send([symbol]) if t + 1 < len(symbols) else None
+        assert len(source.encode([text])[0]) - 17 <= info + 2
 
 
 def test_evaluation_rejects_sentences_without_words(source):

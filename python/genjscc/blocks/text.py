@@ -150,7 +150,7 @@ class lm_sentence_encoder(PduBlock):
         meta, text = _text_of(msg)
         stream = self.source.encode([text])[0]
         x = self.code.encode(stream).numpy()
-        meta = pmt.dict_add(meta, KEY_NUM_INFO_BITS, pmt.from_long(8 * len(stream)))
+        meta = pmt.dict_add(meta, KEY_NUM_INFO_BITS, pmt.from_long(len(stream)))
         return make_pdu(meta, x.astype(np.complex64))
 
 
@@ -184,10 +184,10 @@ class lm_sentence_decoder(PduBlock):
 
     def process(self, msg: pmt.pmt_base) -> pmt.pmt_base:
         meta, y = parse_pdu(msg, "c32")
-        bits = get_long(meta, KEY_NUM_INFO_BITS, low=32, high=8 * MAX_TEXT_BYTES * 4,
+        bits = get_long(meta, KEY_NUM_INFO_BITS, low=1, high=8 * MAX_TEXT_BYTES * 4,
                         hint="set by lm_sentence_encoder")
-        if bits is None or bits % 8:
-            raise PduError("num_info_bits (a multiple of 8, from lm_sentence_encoder) missing")
+        if bits is None:
+            raise PduError("num_info_bits (from lm_sentence_encoder) missing")
         if self.code.channel_uses(bits) != y.size:
             raise PduError(f"{y.size} symbols, but a stream of {bits} bits takes "
                            f"{self.code.channel_uses(bits)}: not this scheme's PDU")

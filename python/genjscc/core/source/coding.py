@@ -110,19 +110,88 @@ def encode_chunks(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows:
                              f"context ({model.max_symbols}); use a smaller chunk size")
         if len(chunk) and (min(chunk) < 0 or max(chunk) >= model.vocab_size):
             raise ValueError(f"chunk {i} has symbols outside [0, {model.vocab_size})")
-    payloads: list[bytes] = [b""] * len(chunks)
+    return [payload for payload, _ in _encode(model, chunks, rows, threads, progress, False)]
+
+
+def encode_chunks_bits(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows: int,
+                       threads: int = 1) -> list[np.ndarray]:
+    """Like :func:`encode_chunks`, but each payload is cut to the fewest bits that still
+    decode: the bits of the coder's 32-bit words, most significant first, the last ones
+    dropped or rounded up by one unit as long as :func:`bits_to_payload` (zeros appended)
+    gives a payload that decodes to the same symbols. The coder's words end with up to
+    about 32 bits that a reader who knows where the symbols end does not need; for short
+    messages (a sentence over a radio link) those bits are a large share of the message.
+
+    Returns:
+        uint8 arrays of 0/1 (the decoder's input after :func:`bits_to_payload`).
+    """
+    return [_shortest_prefix(payload, tables, chunk) for (payload, tables), chunk in
+            zip(_encode(model, chunks, rows, threads, None, True), chunks, strict=True)]
+
+
+def bits_to_payload(bits: np.ndarray) -> bytes:
+    """A payload of :func:`encode_chunks_bits` bits as :func:`decode_chunks` takes it: zeros
+    appended to whole 32-bit words and two more zero words (the range decoder reads up to two
+    words ahead of the symbol it decodes)."""
+    padded = np.zeros(32 * (-(-len(bits) // 32) + 2), dtype=np.uint8)
+    padded[:len(bits)] = bits
+    return np.packbits(padded).view(">u4").astype("<u4").tobytes()
+
+
+def _shortest_prefix(payload: bytes, tables: np.ndarray, symbols: Sequence[int]) -> np.ndarray:
+    """The shortest bit prefix of ``payload`` (or that prefix plus one unit in its last bit)
+    that decodes to ``symbols`` with the coder weights ``tables`` ``[n, V]`` once padded by
+    :func:`bits_to_payload`. Checked by decoding, so the receiver's result is certain."""
+    bits = np.unpackbits(np.frombuffer(payload, dtype="<u4").astype(">u4").view(np.uint8))
+    if not len(symbols):
+        return bits[:0]
+    target = np.asarray(symbols, dtype=np.int32)
+    q = tables[np.arange(len(target)), target] + 1.0
+    information = float(np.sum(PRECISION - np.log2(q)))  # bits the symbols carry
+
+    def decodes(candidate: np.ndarray) -> bool:
+        words = np.frombuffer(bits_to_payload(candidate), dtype="<u4").astype(np.uint32)
+        try:
+            got = _stream.queue.RangeDecoder(words).decode(_CATEGORICAL, tables)
+        except Exception:  # a prefix too short may leave the decoder's valid range
+            return False
+        return np.array_equal(got, target)
+
+    for length in range(max(0, int(information) - 8), len(bits)):
+        prefix = bits[:length].copy()
+        if decodes(prefix):
+            return prefix
+        zeros = np.flatnonzero(prefix == 0)  # + one unit: the last 0 becomes 1, the ones after it 0
+        if zeros.size:
+            prefix[zeros[-1]] = 1
+            prefix[zeros[-1] + 1:] = 0
+            if decodes(prefix):
+                return prefix
+    return bits
+
+
+def _encode(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows: int, threads: int,
+            progress: Progress | None, keep_tables: bool) -> list[tuple[bytes, np.ndarray]]:
+    """Payload of each chunk and, with ``keep_tables``, its coder weights ``[n, V]``."""
+    out: list[tuple[bytes, np.ndarray]] = [(b"", np.zeros(0))] * len(chunks)
     total = sum(len(c) for c in chunks)
     with coding_threads(threads), torch.inference_mode():
         for group in _groups(len(chunks), rows):
-            for r, payload in enumerate(_encode_group(model, rows, [chunks[i] for i in group],
-                                                      progress, total)):
-                payloads[group[r]] = payload
-    return payloads
+            tables: list[list[np.ndarray]] | None = \
+                [[] for _ in group] if keep_tables else None
+            coded = _encode_group(model, rows, [chunks[i] for i in group], progress, total,
+                                  tables)
+            for r, payload in enumerate(coded):
+                kept = np.concatenate(tables[r]) if tables and tables[r] else np.zeros(0)
+                out[group[r]] = (payload, kept)
+    return out
 
 
 def _encode_group(model: NextSymbolModel, rows: int, seqs: Sequence[Sequence[int]],
-                  progress: Progress | None, total: int) -> list[bytes]:
-    """Encode the chunks of one micro-batch (``len(seqs) <= rows``).
+                  progress: Progress | None, total: int,
+                  tables: list[list[np.ndarray]] | None = None) -> list[bytes]:
+    """Encode the chunks of one micro-batch (``len(seqs) <= rows``); ``tables``, if given,
+    receives each row's coder weights, block by block.
 
     The symbols are known in advance, so each row's quantized distributions are buffered and
     handed to its range encoder a block of steps at a time (one call per row per block instead
@@ -148,6 +217,8 @@ def _encode_group(model: NextSymbolModel, rows: int, seqs: Sequence[Sequence[int
         for r in flush:
             encoders[r].encode(padded[r, t - slot:t + 1].astype(np.int32), _CATEGORICAL,
                                buffer[r, :slot + 1])
+            if tables is not None:
+                tables[r].append(buffer[r, :slot + 1].copy())
         if progress is not None:
             progress(len(active), total)
         probs = stepper.send(padded[:, t]) if t + 1 < width else None
@@ -156,12 +227,18 @@ def _encode_group(model: NextSymbolModel, rows: int, seqs: Sequence[Sequence[int
 
 def decode_chunks(model: NextSymbolModel, payloads: Sequence[bytes | None],
                   n_symbols: Sequence[int], rows: int, threads: int = 1,
-                  progress: Progress | None = None) -> list[list[int] | None]:
+                  progress: Progress | None = None,
+                  stop: np.ndarray | None = None) -> list[list[int] | None]:
     """Decode payloads made by :func:`encode_chunks` with the same model, rows and threads.
 
     A payload given as ``None`` (known corrupt) is skipped: its row is stepped as padding, which
     leaves the other rows' floats unchanged. Returns the symbols of each chunk, or ``None``
     where the payload was skipped or the range decoder rejected it.
+
+    ``stop``: a boolean mask over the vocabulary of terminating symbols, for messages coded
+    with a terminator instead of a known length: each chunk then ends with its first symbol
+    in ``stop`` (included in the result), ``n_symbols`` are only upper bounds, and a chunk
+    that reaches its bound without a terminator is rejected (``None``).
     """
     _check_rows(rows)
     if len(payloads) != len(n_symbols):
@@ -171,7 +248,7 @@ def decode_chunks(model: NextSymbolModel, payloads: Sequence[bytes | None],
     with coding_threads(threads), torch.inference_mode():
         for group in _groups(len(payloads), rows):
             decoded = _decode_group(model, rows, [payloads[i] for i in group],
-                                    [int(n_symbols[i]) for i in group], progress, total)
+                                    [int(n_symbols[i]) for i in group], progress, total, stop)
             for r, i in enumerate(group):
                 results[i] = decoded[r]
     return results
@@ -179,7 +256,7 @@ def decode_chunks(model: NextSymbolModel, payloads: Sequence[bytes | None],
 
 def _decode_group(model: NextSymbolModel, rows: int, payloads: Sequence[bytes | None],
                   n_symbols: Sequence[int], progress: Progress | None,
-                  total: int) -> list[list[int] | None]:
+                  total: int, stop: np.ndarray | None = None) -> list[list[int] | None]:
     decoders: list = []
     lengths: list[int] = []
     for payload, n in zip(payloads, n_symbols, strict=True):
@@ -195,6 +272,8 @@ def _decode_group(model: NextSymbolModel, rows: int, payloads: Sequence[bytes | 
     probs = next(stepper, None)
     for t in range(width):
         active = [r for r, n in enumerate(lengths) if t < n]
+        if not active:  # every row has met its terminator
+            break
         weights = _weights(probs, active, rows)
         next_tokens[:] = 0
         for k, r in enumerate(active):
@@ -207,10 +286,13 @@ def _decode_group(model: NextSymbolModel, rows: int, payloads: Sequence[bytes | 
                 continue
             out[r].append(symbol)
             next_tokens[r] = symbol
+            if stop is not None and stop[symbol]:
+                lengths[r] = t + 1  # inactive from the next step on
         if progress is not None:
             progress(len(active), total)
         probs = stepper.send(next_tokens) if t + 1 < width else None
-    return [out[r] if decoders[r] is not None and not failed[r] else None
+    ended = [stop is None or (bool(o) and bool(stop[o[-1]])) for o in out]
+    return [out[r] if decoders[r] is not None and not failed[r] and ended[r] else None
             for r in range(len(payloads))]
 
 

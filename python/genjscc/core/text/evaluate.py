@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from genjscc.core.text.metrics import bleu, cer, esn0_db_for, exact_fraction, word_count
@@ -85,7 +86,7 @@ class SSCCScheme:
         self.name = name
         self.source = source if source is not None else LMSentenceSource()
         self.code = SentenceChannelCode(scheme_config(name))
-        self._streams: list[bytes] = []
+        self._streams: list[np.ndarray] = []
         self._x: list[torch.Tensor] = []
 
     def prepare(self, texts: Sequence[str]) -> None:
@@ -96,16 +97,16 @@ class SSCCScheme:
         return [len(x) for x in self._x]
 
     def info_bits(self) -> list[float]:
-        return [8.0 * len(s) for s in self._streams]
+        return [float(len(s)) for s in self._streams]
 
     def transmit(self, esn0_db, channel, generator):
         ys, snr_rx = _through(channel, self._x, esn0_db, generator)
         noise = (10.0 ** (-snr_rx / 10.0)).tolist()
-        streams = self.code.decode(ys, noise, [8 * len(s) for s in self._streams])
+        streams = self.code.decode(ys, noise, [len(s) for s in self._streams])
         return self.source.decode(streams)
 
 
-def _cached_streams(source, texts: list[str]) -> list[bytes]:
+def _cached_streams(source, texts: list[str]) -> list[np.ndarray]:
     """The source's streams of ``texts``, coded once per source and text list."""
     key = tuple(texts)
     cache = source.__dict__.setdefault("_stream_cache", {})

@@ -1,33 +1,43 @@
 """LM-based separate source-channel coding (LM-SSCC) of sentences.
 
 Source part (:class:`LMSentenceSource`): each sentence is coded alone by the LM range coder
-(``genjscc.core.source.coding``; lm-small by default, exact integer arithmetic) into *frames*
-of at most :data:`MAX_PIECE_BYTES` bytes of text each (a longer text becomes several frames):
+(``genjscc.core.source.coding``; lm-small by default, exact integer arithmetic) into a
+*stream* of bits, in one of two forms chosen by its first bit:
 
-=========  =======  ==========================================================================
-offset     bytes    field
-=========  =======  ==========================================================================
-0          1        ``n``: text bytes (= LM symbols) of this frame, 0..255
-1          1        ``w``: 32-bit words of range-coder payload, 0..255
-2          4 w      the payload (the coder's words, little-endian)
-2 + 4 w    2        CRC-16/XMODEM (polynomial 0x1021, zero start) of everything before it
-=========  =======  ==========================================================================
+* ``0`` **terminated** (every text without a newline, shorter than 64 KiB): the LM codes the
+  text followed by a newline (``text + "\\n"``), which marks its end; the coder's payload is
+  cut to the fewest bits that decode (:func:`~genjscc.core.source.coding.encode_chunks_bits`),
+  then a CRC-16 over the form bit and the payload (TS 38.212's 16-bit polynomial, the CRC
+  complemented so that an all-zero word fails). Overhead per sentence: 1 + 16 bits and the
+  cost of the newline (about 5 bits with lm-small on Europarl sentences).
+* ``1`` **framed** (texts with a newline or longer): byte frames of at most
+  :data:`MAX_PIECE_BYTES` text bytes each:
+
+  =========  =======  =====================================================================
+  offset     bytes    field
+  =========  =======  =====================================================================
+  0          1        ``n``: text bytes (= LM symbols) of this frame, 0..255
+  1          1        ``w``: 32-bit words of range-coder payload, 0..255
+  2          4 w      the payload (the coder's words, little-endian)
+  2 + 4 w    2        CRC-16/XMODEM (polynomial 0x1021, zero start) of everything before it
+  =========  =======  =====================================================================
 
 Not the ``.gjz`` container of ``genjscc compress`` (its header, model id and chunk table cost
 dozens of bytes, more than a compressed sentence): the receiver knows the model by
-configuration. A sentence is the concatenation of its frames' bytes (its *stream*).
+configuration, and the stream's length in bits by signalling (as a transport block size).
 
-Channel part (:class:`SentenceChannelCode`): the stream's bits (MSB first) are cut into the
-code's information blocks, the last padded with zeros: fixed short codes (LDPC(49,24),
+Channel part (:class:`SentenceChannelCode`): the stream's bits are cut into the code's
+information blocks, the last padded with zeros: fixed short codes (LDPC(49,24),
 Polar(64,32), ...) in ``ceil(bits / k)`` codewords, or 5G NR LDPC with the stream's own
 length (one code block up to 3840 bits, else equal blocks of at most 3840) at a given rate.
 The coded bits of a sentence are concatenated, padded to whole symbols and mapped (BPSK or
 QPSK, unit energy per complex channel use). The receiver is told the stream's length in bits
-(signalling, as a transport block size) and the noise variance per symbol.
+and the noise variance per symbol.
 
-A sentence is *lost* when any frame fails its CRC or its lengths are impossible, or the LM
-decoder rejects the payload: the receiver then outputs ``None`` (text-eval scores it as the
-empty string ``""``, so a lost sentence costs its whole length in CER and all its n-grams).
+A sentence is *lost* when its CRC fails, its lengths are impossible, the LM decoder rejects
+the payload (or finds no terminator) or the bytes are not UTF-8: the receiver then outputs
+``None`` (text-eval scores it as the empty string ``""``, so a lost sentence costs its whole
+length in CER and all its n-grams).
 """
 
 from __future__ import annotations
@@ -136,15 +146,15 @@ def parse_stream(stream: bytes) -> list[tuple[int, bytes]] | None:
 
 
 class LMSentenceSource:
-    """Sentence <-> stream of frames with an LM range coder (see module).
+    """Sentence <-> stream of bits with an LM range coder (see module).
 
     ``model``: an ``lm`` zoo name or spec of ``genjscc.core.source.codec.load_model``
     (``small`` = lm-small, integer and exact). ``rows``: sentences stepped together, for an
     exact (integer) model only: a float model's probabilities depend on the batch they are
     computed in, and the decoder cannot rebuild the encoder's batch (a lost sentence, a
-    sentence decoded later), so a float model codes and decodes each piece alone.
-    Decoding keeps a cache from (symbols, payload) to text: the LM decoder is a deterministic
-    function of those, so a payload seen before is not decoded again (exact, and it makes
+    sentence decoded later), so a float model codes and decodes each sentence alone.
+    Decoding keeps a cache from the coded bits to the text: the LM decoder is a deterministic
+    function of them, so a payload seen before is not decoded again (exact, and it makes
     evaluation at many energies affordable).
     """
 
@@ -153,9 +163,27 @@ class LMSentenceSource:
 
         self.lm = load_model(model)
         self.rows = rows if getattr(self.lm, "arithmetic", "") else 1
-        self._cache: dict[tuple[int, bytes], bytes | None] = {}
+        self._cache: dict[bytes, str | None] = {}
+        self._stop: np.ndarray | None = None
 
-    def pieces(self, text: str) -> list[bytes]:
+    @property
+    def stop(self) -> np.ndarray:
+        """Boolean mask of the model's symbols whose bytes hold a newline (terminators)."""
+        if self._stop is None:
+            self._stop = np.array([b"\n" in _symbol_bytes(self.lm, s)
+                                   for s in range(self.lm.vocab_size)], dtype=bool)
+        return self._stop
+
+    def terminated(self, text: str) -> bool:
+        """Whether ``text`` goes in the terminated form: no newline, within the context, and
+        a model whose symbols each stand for their own bytes (a tokenizer that escapes some
+        bytes with a two-symbol sequence could make a newline symbol mean something else)."""
+        tokens = getattr(self.lm, "tokens", None)
+        return "\n" not in text and getattr(tokens, "escape_id", None) is None and \
+            len(text.encode("utf-8")) < min(self.lm.max_symbols, 1 << 16)
+
+    @staticmethod
+    def pieces(text: str) -> list[bytes]:
         """The UTF-8 bytes of ``text`` in pieces of at most :data:`MAX_PIECE_BYTES` (one
         empty piece for an empty text, so that an empty sentence is still a frame)."""
         if not isinstance(text, str):
@@ -164,46 +192,120 @@ class LMSentenceSource:
         return [data[i:i + MAX_PIECE_BYTES] for i in range(0, len(data), MAX_PIECE_BYTES)] \
             or [b""]
 
-    def encode(self, texts: list[str]) -> list[bytes]:
-        """One stream per text."""
-        from genjscc.core.source.coding import encode_chunks
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        """One stream per text: uint8 0/1 bits (see module for the two forms)."""
+        from genjscc.core.source.coding import encode_chunks, encode_chunks_bits
 
-        pieces = [self.pieces(t) for t in texts]
-        flat = [p for ps in pieces for p in ps]
-        symbols = [self.lm.tokenize(p) for p in flat]
-        # stepped together in groups of similar length (a group steps as long as its longest
-        # piece); the integer LM codes each piece the same in any group, as decode() relies on
-        order = sorted(range(len(flat)), key=lambda i: len(symbols[i]))
-        coded = encode_chunks(self.lm, [symbols[i] for i in order],
-                              rows=min(self.rows, max(1, len(flat))))
-        payloads: list[bytes] = [b""] * len(flat)
-        for i, payload in zip(order, coded, strict=True):
-            payloads[i] = payload
-        frames = iter(pack_frame(len(s), pay) for s, pay in zip(symbols, payloads, strict=True))
-        return [b"".join(next(frames) for _ in ps) for ps in pieces]
+        for t in texts:
+            if not isinstance(t, str):
+                raise TypeError(f"text must be str, got {type(t).__name__}")
+        short = [i for i, t in enumerate(texts) if self.terminated(t)]
+        long_ = [i for i, t in enumerate(texts) if not self.terminated(t)]
+        streams: list[np.ndarray] = [np.zeros(0, np.uint8)] * len(texts)
+        symbols = [self.lm.tokenize((texts[i] + "\n").encode("utf-8")) for i in short]
+        # stepped together in groups of similar length; the integer LM codes each sentence
+        # the same in any group, as decode() relies on
+        order = sorted(range(len(short)), key=lambda j: len(symbols[j]))
+        coded = encode_chunks_bits(self.lm, [symbols[j] for j in order],
+                                   rows=min(self.rows, max(1, len(short))))
+        for j, payload in zip(order, coded, strict=True):
+            streams[short[j]] = _with_crc(np.concatenate([[0], payload]).astype(np.uint8))
+        for i in long_:
+            pieces = self.pieces(texts[i])
+            syms = [self.lm.tokenize(p) for p in pieces]
+            pays = encode_chunks(self.lm, syms, rows=min(self.rows, len(pieces)))
+            frames = b"".join(pack_frame(len(sy), pay) for sy, pay in zip(syms, pays,
+                                                                           strict=True))
+            streams[i] = np.concatenate([[1], _bits(frames)]).astype(np.uint8)
+        return streams
 
-    def decode(self, streams: list[bytes | None]) -> list[str | None]:
+    def decode(self, streams: list[np.ndarray | None]) -> list[str | None]:
         """The text of each stream, or None where it is lost (see module)."""
+        keys = [None if s is None or not len(s) else np.packbits(s).tobytes() + bytes([len(s) % 8])
+                for s in streams]
+        todo = {k: s for k, s in zip(keys, streams, strict=True)
+                if k is not None and k not in self._cache}
+        terminated = {k: s for k, s in todo.items() if s[0] == 0}
+        if terminated:
+            self._decode_terminated(terminated)
+        for k, s in todo.items():
+            if s[0] == 1:
+                self._cache[k] = self._decode_framed(s[1:])
+        return [None if k is None else self._cache[k] for k in keys]
+
+    def _decode_terminated(self, todo: dict[bytes, np.ndarray]) -> None:
+        from genjscc.core.source.coding import bits_to_payload
+
+        crc_ok = {k: s for k, s in todo.items() if len(s) > 1 + CRC_BITS and _crc_ok(s)}
+        for k in todo.keys() - crc_ok.keys():
+            self._cache[k] = None
+        if not crc_ok:
+            return
+        keys = list(crc_ok)
+        payloads = [bits_to_payload(crc_ok[k][1:-CRC_BITS]) for k in keys]
+        # a model may predict symbols almost for free, so the payload's length does not bound
+        # the symbol count: the largest terminated form does (a corrupt payload that passed
+        # the CRC stops there at the latest)
+        cap = min(self.lm.max_symbols, 1 << 16) + 1
+        out = _decode_rows(self.lm, payloads, cap, self.rows, self.stop)
+        for k, symbols in zip(keys, out, strict=True):
+            self._cache[k] = None if symbols is None else _utf8(
+                self.lm.detokenize(symbols)[:-1])
+
+    def _decode_framed(self, bits: np.ndarray) -> str | None:
         from genjscc.core.source.coding import decode_chunks
 
-        parsed = [parse_stream(s) if s is not None else None for s in streams]
-        todo = sorted({f for fr in parsed if fr for f in fr if f not in self._cache})
-        if todo:
-            out = decode_chunks(self.lm, [p for _, p in todo], [n for n, _ in todo],
-                                rows=min(self.rows, len(todo)))
-            for key, symbols in zip(todo, out, strict=True):
-                self._cache[key] = None if symbols is None else self.lm.detokenize(symbols)
-        texts: list[str | None] = []
-        for frames in parsed:
-            parts = None if frames is None else [self._cache[f] for f in frames]
-            if not parts or any(p is None for p in parts):
-                texts.append(None)
-                continue
-            try:
-                texts.append(b"".join(parts).decode("utf-8"))
-            except UnicodeDecodeError:
-                texts.append(None)
-        return texts
+        frames = parse_stream(np.packbits(bits).tobytes() if len(bits) % 8 == 0 else b"")
+        if not frames:
+            return None
+        out = decode_chunks(self.lm, [p for _, p in frames], [n for n, _ in frames],
+                            rows=min(self.rows, len(frames)))
+        if any(o is None for o in out):
+            return None
+        return _utf8(b"".join(self.lm.detokenize(o) for o in out))
+
+
+CRC_BITS = 16
+
+
+def _crc16(bits: np.ndarray) -> np.ndarray:
+    """CRC-16 of TS 38.212 (polynomial 0x1021) of ``bits``, complemented so that an all-zero
+    word does not pass."""
+    from genjscc.core.fec.crc import CRC
+
+    return CRC("16").compute(torch.from_numpy(np.ascontiguousarray(bits)))[0].numpy() ^ 1
+
+
+def _with_crc(bits: np.ndarray) -> np.ndarray:
+    return np.concatenate([bits, _crc16(bits[None])]).astype(np.uint8)
+
+
+def _crc_ok(bits: np.ndarray) -> bool:
+    return bool(np.array_equal(_crc16(bits[None, :-CRC_BITS]), bits[-CRC_BITS:]))
+
+
+def _symbol_bytes(lm, symbol: int) -> bytes:
+    """The bytes of one symbol; none for ids that stand for no bytes (padding of a model's
+    vocabulary beyond its tokenizer's)."""
+    try:
+        return lm.detokenize([symbol])
+    except ValueError:
+        return b""
+
+
+def _utf8(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _decode_rows(lm, payloads: list[bytes], cap: int, rows: int,
+                 stop: np.ndarray) -> list[list[int] | None]:
+    from genjscc.core.source.coding import decode_chunks
+
+    return decode_chunks(lm, payloads, [cap] * len(payloads), rows=min(rows, len(payloads)),
+                         stop=stop)
 
 
 # ----------------------------------------------------------------------------- channel code
@@ -255,7 +357,7 @@ class SentenceChannelCode:
     def blocks(self, info_bits: int) -> list[int]:
         """Information bits of each code block for a stream of ``info_bits`` bits."""
         if info_bits <= 0:
-            raise ValueError("an LM-SSCC stream has at least one frame (32 bits)")
+            raise ValueError("an LM-SSCC stream has at least one bit")
         if not self.nr:
             k = self._fixed[0].k
             return [k] * math.ceil(info_bits / k)
@@ -273,9 +375,9 @@ class SentenceChannelCode:
         """Complex channel uses of a stream of ``info_bits`` bits."""
         return math.ceil(self.coded_bits(info_bits) / self.const.bits_per_symbol)
 
-    def encode(self, stream: bytes) -> torch.Tensor:
-        """Complex64 symbols (1-D, unit average energy) of one stream."""
-        bits = _bits(stream)
+    def encode(self, stream: np.ndarray) -> torch.Tensor:
+        """Complex64 symbols (1-D, unit average energy) of one stream of bits (uint8 0/1)."""
+        bits = np.asarray(stream, dtype=np.uint8)
         out = []
         pos = 0
         for k in self.blocks(len(bits)):
@@ -317,8 +419,8 @@ class SentenceChannelCode:
                 for k, items in groups.items()}
 
     def decode(self, ys: list[torch.Tensor], noise_vars: list[torch.Tensor | float],
-               info_bits: list[int]) -> list[bytes]:
-        """Streams (``info_bits / 8`` bytes each) from received symbols ``ys`` with noise
+               info_bits: list[int]) -> list[np.ndarray]:
+        """Streams (``info_bits`` bits each, uint8 0/1) from received symbols ``ys`` with noise
         variance ``N0`` per symbol; all codewords of one code are decoded in one batch."""
         decoded: dict[tuple[int, int], np.ndarray] = {}
         for k, (where, llr) in self.block_llrs(ys, noise_vars, info_bits).items():
@@ -330,5 +432,5 @@ class SentenceChannelCode:
         streams = []
         for s, nbits in enumerate(info_bits):
             bits = np.concatenate([decoded[(s, b)] for b in range(len(self.blocks(nbits)))])
-            streams.append(np.packbits(bits[:nbits]).tobytes())
+            streams.append(bits[:nbits])
         return streams
