@@ -28,7 +28,7 @@ from genjscc.core.text.sscc import LMSentenceSource
 DEFAULT_SENTENCES = DATA / "text" / "europarl-dev" / "sentences.txt"
 SCHEMES = ["deepsc", "lm-sscc", "lm-sscc-r13", "lm-sscc-ecct", "lm-sscc-bp",
            "lm-sscc-polar-ecct", "lm-sscc-polar-bp"]
-GRID = {"awgn": [float(x) for x in range(8, 29, 2)],
+GRID = {"awgn": [float(x) for x in range(8, 29)],
         "rayleigh": [float(x) for x in range(8, 45, 4)]}
 PUBLISHED_BLEU1 = {6.0: 0.89, 12.0: 0.95}  # DeepSC, AWGN, as read from the paper's plot
 
