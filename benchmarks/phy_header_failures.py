@@ -7,7 +7,7 @@ same streams for every run (seeds 0, 10, 20, ...). ``--osd ORDER`` decodes the h
 BP-OSD of that order instead of plain BP-30 (``make_decoder("bp", ..., osd_order=ORDER)``)
 and reports the OSD time per word it ran on.
 
-    OMP_NUM_THREADS=1 python benchmarks/phy_header_failures.py [--snr 0,-1,-2,-3] [--seeds 4]
+    OMP_NUM_THREADS=1 python benchmarks/phy_header_failures.py [--snr=0,-1,-2,-3] [--seeds 4]
         [--cfo 0.3] [--sro-ppm 0] [--phase-noise 0] [--osd ORDER]
 
 Not part of benchmarks/run_all.py: a few seconds; docs/radio.md quotes it.
@@ -52,9 +52,9 @@ class _TimedOsd:
         self.words, self.seconds = 0, 0.0
         self._inner = bp_module.osd_decode
 
-    def __call__(self, h, llr, order, reliability=None):
+    def __call__(self, h, llr, order):
         start = time.perf_counter()
-        out = self._inner(h, llr, order, reliability=reliability)
+        out = self._inner(h, llr, order)
         self.seconds += time.perf_counter() - start
         self.words += len(llr)
         return out
@@ -62,7 +62,8 @@ class _TimedOsd:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--snr", default="0,-1,-2,-3", help="Es/N0 points, dB (comma list)")
+    parser.add_argument("--snr", default="0,-1,-2,-3",
+                        help="Es/N0 points, dB, comma list (write --snr=-2,-3)")
     parser.add_argument("--seeds", type=int, default=4, help="streams of 50 frames per point")
     parser.add_argument("--cfo", type=float, default=0.3, help="CFO, subcarriers")
     parser.add_argument("--phase-noise", type=float, default=0.0,
