@@ -22,7 +22,11 @@ Names (:func:`list_decoders`):
 
 The BP decoders are :class:`genjscc.core.fec.bp.BPDecoder`; ``options`` go to it
 (``scaling``, ``offset``, ``early_stop``, ``llr_clip``, ``layers``, ``device``, ``backend``,
-``num_threads``, and ``schedule="layered"`` as an alternative to the ``-layered`` suffix).
+``num_threads``, ``osd_order``, and ``schedule="layered"`` as an alternative to the
+``-layered`` suffix). ``osd_order`` (``None``: off; 0, 1 or 2) adds ordered-statistics
+decoding (:mod:`genjscc.core.fec.osd`) of the words BP leaves with a nonzero syndrome
+(BP-OSD), e.g. ``make_decoder("bp", code, num_iters=30, osd_order=2)``: for short codes,
+where BP is far from maximum likelihood (docs/fec.md).
 One name per algorithm, two implementations chosen by ``backend``:
 
 ================  ===========================================================================

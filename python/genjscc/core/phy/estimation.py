@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ChannelEstimate", "LmmseSmoother", "track_phase_and_timing"]
+__all__ = ["ChannelEstimate", "LmmseSmoother", "anchored_phase_ramp", "track_phase_and_timing"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,44 @@ def track_phase_and_timing(
     # Common phase again, now that the timing slope is known.
     obs = obs * np.exp(-1j * x * delta[..., None, None])
     return _common_phase(obs, window), delta
+
+
+def anchored_phase_ramp(
+    pilots_rx: np.ndarray,
+    pilots_ref: np.ndarray,
+    offsets: np.ndarray,
+    max_cfo: float,
+) -> np.ndarray:
+    """Common phase of a few OFDM symbols: a residual-CFO ramp through 0 at the channel estimate.
+
+    For the first symbols after the training symbols, where a line fitted to the pilots alone
+    (offset and slope, :func:`track_phase_and_timing`) is too noisy at low SNR. The channel
+    estimate holds the phase at the training symbols, so the common phase of symbol ``n`` is
+    ``phi_n = 2 pi eps offsets_n`` with one unknown, the residual CFO ``eps`` (what the CFO
+    estimate missed). ``eps`` maximises ``Re sum_n exp(-j phi_n) sum_k rx_nk conj(ref_nk)``
+    (the pilots' maximum-likelihood estimate under white noise) on a grid over
+    ``[-max_cfo, max_cfo]`` whose phase step at the farthest symbol is at most 1 degree.
+
+    Args:
+        pilots_rx: complex ``[..., S, P]`` received pilots (leading axes: frames).
+        pilots_ref: complex ``[..., S, P]`` their expected values ``H_k X_nk``.
+        offsets: float ``[S]`` samples from the centre of the training symbols (where the
+            channel was estimated) to the centre of each symbol's FFT window.
+        max_cfo: largest residual CFO searched, cycles per sample (> 0).
+
+    Returns:
+        ``phi`` float ``[..., S]`` (radians).
+    """
+    offsets = np.asarray(offsets, dtype=float)
+    reach = float(np.max(np.abs(offsets)))
+    if not (max_cfo > 0 and reach > 0):
+        raise ValueError("anchored_phase_ramp needs max_cfo > 0 and a nonzero offset")
+    per_symbol = np.sum(pilots_rx * np.conj(pilots_ref), axis=-1)  # [..., S]
+    steps = int(np.ceil(max_cfo * 360.0 * reach))
+    grid = np.linspace(-max_cfo, max_cfo, 2 * steps + 1)  # cycles per sample
+    rotate = np.exp(-2j * np.pi * offsets[:, None] * grid[None, :])  # [S, G]
+    eps = grid[np.argmax(np.real(per_symbol @ rotate), axis=-1)]
+    return 2 * np.pi * eps[..., None] * offsets
 
 
 def _common_phase(obs: np.ndarray, window: int) -> np.ndarray:
