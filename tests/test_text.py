@@ -220,13 +220,19 @@ def test_text_eval_cli_json_and_errors(tmp_path, capsys, sentences):
     path.write_text("\n".join(sentences[:4]) + "\n\n")
     assert main(["text-eval", "--sentences", str(path), "--schemes", "lm-sscc-bp,deepsc",
                  "--ew-n0", "10,30", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    # a status line per finished row on stderr (progress for long runs), none with -q
+    assert captured.err.count("text-eval: ") == 4 and "lm-sscc-bp awgn Ew/N0 30 dB" in captured.err
     assert [(r["scheme"], r["ew_n0_db"]) for r in rows] == [
         ("lm-sscc-bp", 10.0), ("lm-sscc-bp", 30.0), ("deepsc", 10.0), ("deepsc", 30.0)]
     for key in ("scheme", "channel", "ew_n0_db", "esn0_db", "channel_uses_per_word", "bleu1",
                 "bleu4", "exact", "cer", "sentences"):
         assert key in rows[0]
     assert rows[1]["exact"] == 1.0 and rows[0]["sentences"] == 4
+    assert main(["text-eval", "--sentences", str(path), "--schemes", "deepsc", "--ew-n0", "30",
+                 "-q"]) == 0
+    assert capsys.readouterr().err == ""
     assert main(["text-eval", "--sentences", str(path), "--schemes", "nope",
                  "--ew-n0", "10"]) == 2
     assert "unknown text scheme" in capsys.readouterr().err

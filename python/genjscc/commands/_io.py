@@ -78,23 +78,28 @@ def _umask() -> int:
 
 
 class ProgressBar:
-    """A ``progress(done_now, total)`` callback drawing a tqdm bar on stderr."""
+    """A ``progress(done_now, total)`` callback drawing a tqdm bar on stderr when it is a
+    terminal (``disable`` or a log file: none); a job of several passes gets a new bar when
+    the previous one is full. ``total`` 0: unknown (the bar counts and shows the rate)."""
 
     def __init__(self, desc: str, unit: str, disable: bool = False) -> None:
         self.desc, self.unit, self.disable = desc, unit, disable
         self.bar = None
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
+        if self.bar is None or (self.bar.total and self.bar.n >= self.bar.total):
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, unit_scale=True,
-                            file=sys.stderr, disable=self.disable, leave=False)
+            self.close()
+            self.bar = tqdm(total=total or None, desc=self.desc, unit=self.unit,
+                            unit_scale=True, file=sys.stderr,
+                            disable=True if self.disable else None, leave=False)
         self.bar.update(done)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def with_bar(desc: str, unit: str, quiet: bool, job: Callable[[ProgressBar], bytes]):

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from genjscc.commands._args import parse_number_list
+from genjscc.commands._io import ProgressBar
 from genjscc.errors import GenjsccError
 
 EPILOG = """\
@@ -62,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="plot axis: ew (equal energy per word), esn0 (per channel use), "
                         "unified (per information bit) (default: ew)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar and no line per finished row on stderr")
 
 
 def read_sentences(path: Path, limit: int = 0) -> list[str]:
@@ -93,16 +96,21 @@ def run(args: argparse.Namespace) -> int:
     names = [s.strip() for s in args.schemes.split(",") if s.strip()]
     if not names:
         raise GenjsccError("--schemes: name at least one scheme")
+    bar = ProgressBar(f"LM coding ({args.lm})", "sym", disable=args.quiet)
     source = None
     if any(n != "deepsc" for n in names):
         from genjscc.core.text.sscc import LMSentenceSource
 
-        source = LMSentenceSource(args.lm)
+        source = LMSentenceSource(args.lm, progress=bar)
     try:
         schemes = [make_scheme(n, source, args.model) for n in names]
     except ValueError as err:
         raise GenjsccError(f"--schemes: {err}") from None
-    rows = evaluate_schemes(texts, schemes, args.channel, energies, args.seed, per)
+    try:
+        rows = evaluate_schemes(texts, schemes, args.channel, energies, args.seed, per,
+                                on_row=None if args.quiet else _say_row(bar))
+    finally:
+        bar.close()
     if args.plot:
         plot_rows(rows, args.plot, args.x)
     if args.json:
@@ -112,6 +120,16 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             print(f"wrote {args.plot}", file=sys.stderr)
     return 0
+
+
+def _say_row(bar: ProgressBar):
+    """A line on stderr per finished row (the LM bar, if any, closed first)."""
+    def say(row: dict) -> None:
+        bar.close()
+        print(f"text-eval: {row['scheme']} {row['channel']} Ew/N0 {row['ew_n0_db']:g} dB: "
+              f"BLEU-4 {row['bleu4']:.3f}, exact {row['exact']:.3f}, {row['lost']} lost "
+              f"({row['seconds']:.1f} s)", file=sys.stderr, flush=True)
+    return say
 
 
 def table(rows: list[dict]) -> str:

@@ -114,7 +114,7 @@ def encode_chunks(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows:
 
 
 def encode_chunks_bits(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows: int,
-                       threads: int = 1) -> list[np.ndarray]:
+                       threads: int = 1, progress: Progress | None = None) -> list[np.ndarray]:
     """Like :func:`encode_chunks`, but each payload is cut to the fewest bits that still
     decode: the bits of the coder's 32-bit words, most significant first, the last ones
     dropped or rounded up by one unit as long as :func:`bits_to_payload` (zeros appended)
@@ -126,7 +126,7 @@ def encode_chunks_bits(model: NextSymbolModel, chunks: Sequence[Sequence[int]], 
         uint8 arrays of 0/1 (the decoder's input after :func:`bits_to_payload`).
     """
     return [_shortest_prefix(payload, tables, chunk) for (payload, tables), chunk in
-            zip(_encode(model, chunks, rows, threads, None, True), chunks, strict=True)]
+            zip(_encode(model, chunks, rows, threads, progress, True), chunks, strict=True)]
 
 
 def bits_to_payload(bits: np.ndarray) -> bytes:
@@ -244,7 +244,9 @@ def decode_chunks(model: NextSymbolModel, payloads: Sequence[bytes | None],
     if len(payloads) != len(n_symbols):
         raise ValueError("payloads and n_symbols must have the same length")
     results: list[list[int] | None] = [None] * len(payloads)
-    total = sum(int(n) for n, p in zip(n_symbols, payloads, strict=True) if p is not None)
+    # with terminators the symbol count is not known in advance (0: unknown)
+    total = 0 if stop is not None else \
+        sum(int(n) for n, p in zip(n_symbols, payloads, strict=True) if p is not None)
     with coding_threads(threads), torch.inference_mode():
         for group in _groups(len(payloads), rows):
             decoded = _decode_group(model, rows, [payloads[i] for i in group],

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -187,7 +187,8 @@ def make_scheme(name: str, source=None, jscc_model: str = "text-jscc-small") -> 
 
 def evaluate_schemes(texts: Sequence[str], schemes: Sequence[TextScheme], channel: str,
                      ew_n0_db: Sequence[float], seed: int = 0, per: str = "word",
-                     keep_texts: bool = False) -> list[dict]:
+                     keep_texts: bool = False,
+                     on_row: Callable[[dict], None] | None = None) -> list[dict]:
     """One row per scheme and energy (fields :data:`ROW_FIELDS`); a lost sentence is scored
     as ``""``. Raises ValueError for an empty list or a text without words.
 
@@ -195,7 +196,8 @@ def evaluate_schemes(texts: Sequence[str], schemes: Sequence[TextScheme], channe
     ``per="channel-use"``: the values are Es/N0 per channel use (dB), the same for every
     sentence of every scheme (the equal-SNR view; a scheme with more channel uses per word
     then spends more energy per word, reported as ``ew_n0_db``). ``keep_texts`` adds the
-    received texts to each row (``received``: None for a lost sentence)."""
+    received texts to each row (``received``: None for a lost sentence). ``on_row`` is called
+    with each row as it is finished (progress reports)."""
     if per not in ("word", "channel-use"):
         raise ValueError(f"per must be 'word' or 'channel-use', got {per!r}")
     texts = list(texts)
@@ -234,6 +236,8 @@ def evaluate_schemes(texts: Sequence[str], schemes: Sequence[TextScheme], channe
                 "seconds": round(time.perf_counter() - start, 2)})
             if keep_texts:
                 rows[-1]["received"] = received
+            if on_row is not None:
+                on_row(rows[-1])
     return rows
 
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import binascii
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,12 +156,15 @@ class LMSentenceSource:
     sentence decoded later), so a float model codes and decodes each sentence alone.
     Decoding keeps a cache from the coded bits to the text: the LM decoder is a deterministic
     function of them, so a payload seen before is not decoded again (exact, and it makes
-    evaluation at many energies affordable).
+    evaluation at many energies affordable). ``progress``: called as ``progress(symbols_now,
+    total)`` while the LM codes (``total`` 0 while decoding: unknown with terminators).
     """
 
-    def __init__(self, model: str = "small", rows: int = 64):
+    def __init__(self, model: str = "small", rows: int = 64,
+                 progress: Callable[[int, int], None] | None = None):
         from genjscc.core.source.codec import load_model
 
+        self.progress = progress
         self.lm = load_model(model)
         self.rows = rows if getattr(self.lm, "arithmetic", "") else 1
         self._cache: dict[bytes, str | None] = {}
@@ -207,13 +211,15 @@ class LMSentenceSource:
         # the same in any group, as decode() relies on
         order = sorted(range(len(short)), key=lambda j: len(symbols[j]))
         coded = encode_chunks_bits(self.lm, [symbols[j] for j in order],
-                                   rows=min(self.rows, max(1, len(short))))
+                                   rows=min(self.rows, max(1, len(short))),
+                                   progress=self.progress)
         for j, payload in zip(order, coded, strict=True):
             streams[short[j]] = _with_crc(np.concatenate([[0], payload]).astype(np.uint8))
         for i in long_:
             pieces = self.pieces(texts[i])
             syms = [self.lm.tokenize(p) for p in pieces]
-            pays = encode_chunks(self.lm, syms, rows=min(self.rows, len(pieces)))
+            pays = encode_chunks(self.lm, syms, rows=min(self.rows, len(pieces)),
+                                 progress=self.progress)
             frames = b"".join(pack_frame(len(sy), pay) for sy, pay in zip(syms, pays,
                                                                            strict=True))
             streams[i] = np.concatenate([[1], _bits(frames)]).astype(np.uint8)
@@ -234,7 +240,7 @@ class LMSentenceSource:
         return [None if k is None else self._cache[k] for k in keys]
 
     def _decode_terminated(self, todo: dict[bytes, np.ndarray]) -> None:
-        from genjscc.core.source.coding import bits_to_payload
+        from genjscc.core.source.coding import bits_to_payload, decode_chunks
 
         crc_ok = {k: s for k, s in todo.items() if len(s) > 1 + CRC_BITS and _crc_ok(s)}
         for k in todo.keys() - crc_ok.keys():
@@ -247,7 +253,9 @@ class LMSentenceSource:
         # the symbol count: the largest terminated form does (a corrupt payload that passed
         # the CRC stops there at the latest)
         cap = min(self.lm.max_symbols, 1 << 16) + 1
-        out = _decode_rows(self.lm, payloads, cap, self.rows, self.stop)
+        out = decode_chunks(self.lm, payloads, [cap] * len(payloads),
+                            rows=min(self.rows, len(payloads)), progress=self.progress,
+                            stop=self.stop)
         for k, symbols in zip(keys, out, strict=True):
             self._cache[k] = None if symbols is None else _utf8(
                 self.lm.detokenize(symbols)[:-1])
@@ -259,7 +267,7 @@ class LMSentenceSource:
         if not frames:
             return None
         out = decode_chunks(self.lm, [p for _, p in frames], [n for n, _ in frames],
-                            rows=min(self.rows, len(frames)))
+                            rows=min(self.rows, len(frames)), progress=self.progress)
         if any(o is None for o in out):
             return None
         return _utf8(b"".join(self.lm.detokenize(o) for o in out))
@@ -298,14 +306,6 @@ def _utf8(data: bytes) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-
-
-def _decode_rows(lm, payloads: list[bytes], cap: int, rows: int,
-                 stop: np.ndarray) -> list[list[int] | None]:
-    from genjscc.core.source.coding import decode_chunks
-
-    return decode_chunks(lm, payloads, [cap] * len(payloads), rows=min(rows, len(payloads)),
-                         stop=stop)
 
 
 # ----------------------------------------------------------------------------- channel code
