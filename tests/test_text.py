@@ -142,6 +142,17 @@ def test_lm_sscc_unseen_empty_long_and_multiline_inputs(source):
         source.encode([b"bytes"])
 
 
+def test_sentences_are_coded_after_the_shared_prompt(source, sentences):
+    """Both ends condition the LM on SENTENCE_CONTEXT: a receiver with another prompt loses
+    the sentence (CRC-checked, never wrong text); without a prompt sentences cost more."""
+    texts = [*sentences[:6], "two\nlines"]  # the terminated form and the framed one
+    streams = source.encode(texts)
+    assert LMSentenceSource("small").decode(streams) == texts
+    other = LMSentenceSource("small", context="")
+    assert other.decode(streams) == [None] * 7
+    assert sum(map(len, other.encode(texts))) > sum(map(len, streams))
+
+
 def test_terminated_stream_is_near_the_information_content(source, sentences):
     """The terminated form spends at most the LM's information content of the sentence and
     its newline plus 2 bits of coder termination, 1 form bit and 16 CRC bits (fewer when the
@@ -151,7 +162,7 @@ def test_terminated_stream_is_near_the_information_content(source, sentences):
     lm = source.lm
     for text in sentences[:8]:
         symbols = lm.tokenize((text + "\n").encode())
-        steps, info = _steps(lm, 1, len(symbols)), 0.0
+        steps, info = _steps(lm, 1, len(symbols), source.context), 0.0
         probs = next(steps)
         for t, symbol in enumerate(symbols):
             q = _weights(probs, [0], 1)[0] + 1.0

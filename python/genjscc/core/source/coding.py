@@ -18,6 +18,7 @@ Chunks are coded independently: chunk ``i`` runs at row ``i % rows`` of micro-ba
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
@@ -88,7 +89,8 @@ def _check_rows(rows: int) -> None:
 
 
 def encode_chunks(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows: int,
-                  threads: int = 1, progress: Progress | None = None) -> list[bytes]:
+                  threads: int = 1, progress: Progress | None = None,
+                  context: Sequence[int] = ()) -> list[bytes]:
     """Range-code each symbol sequence independently; returns one payload per chunk.
 
     Args:
@@ -99,22 +101,19 @@ def encode_chunks(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows:
         rows: rows of every model call (micro-batch size); the decoder must use the same.
         threads: torch threads while coding; the decoder must use the same.
         progress: called as ``progress(coded_now, total)`` after each step.
+        context: symbols every chunk is conditioned on (fed after the begin-of-chunk symbol,
+            not coded): a fixed prompt known to both ends; the decoder must use the same.
 
     Returns:
         Payloads: the range coder's 32-bit words, little-endian (length a multiple of 4).
     """
-    _check_rows(rows)
-    for i, chunk in enumerate(chunks):
-        if len(chunk) > model.max_symbols:
-            raise ValueError(f"chunk {i} has {len(chunk)} symbols, more than the model's "
-                             f"context ({model.max_symbols}); use a smaller chunk size")
-        if len(chunk) and (min(chunk) < 0 or max(chunk) >= model.vocab_size):
-            raise ValueError(f"chunk {i} has symbols outside [0, {model.vocab_size})")
-    return [payload for payload, _ in _encode(model, chunks, rows, threads, progress, False)]
+    return [payload for payload, _ in
+            _encode(model, chunks, rows, threads, progress, False, context)]
 
 
 def encode_chunks_bits(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows: int,
-                       threads: int = 1, progress: Progress | None = None) -> list[np.ndarray]:
+                       threads: int = 1, progress: Progress | None = None,
+                       context: Sequence[int] = ()) -> list[np.ndarray]:
     """Like :func:`encode_chunks`, but each payload is cut to the fewest bits that still
     decode: the bits of the coder's 32-bit words, most significant first, the last ones
     dropped or rounded up by one unit as long as :func:`bits_to_payload` (zeros appended)
@@ -126,7 +125,8 @@ def encode_chunks_bits(model: NextSymbolModel, chunks: Sequence[Sequence[int]], 
         uint8 arrays of 0/1 (the decoder's input after :func:`bits_to_payload`).
     """
     return [_shortest_prefix(payload, tables, chunk) for (payload, tables), chunk in
-            zip(_encode(model, chunks, rows, threads, progress, True), chunks, strict=True)]
+            zip(_encode(model, chunks, rows, threads, progress, True, context), chunks,
+                strict=True)]
 
 
 def bits_to_payload(bits: np.ndarray) -> bytes:
@@ -171,8 +171,17 @@ def _shortest_prefix(payload: bytes, tables: np.ndarray, symbols: Sequence[int])
 
 
 def _encode(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows: int, threads: int,
-            progress: Progress | None, keep_tables: bool) -> list[tuple[bytes, np.ndarray]]:
+            progress: Progress | None, keep_tables: bool,
+            context: Sequence[int]) -> list[tuple[bytes, np.ndarray]]:
     """Payload of each chunk and, with ``keep_tables``, its coder weights ``[n, V]``."""
+    _check_rows(rows)
+    for i, chunk in enumerate(chunks):
+        if len(chunk) + len(context) > model.max_symbols:
+            raise ValueError(f"chunk {i} has {len(chunk)} symbols (and {len(context)} of "
+                             f"context), more than the model's context ({model.max_symbols}); "
+                             "use a smaller chunk size")
+        if len(chunk) and (min(chunk) < 0 or max(chunk) >= model.vocab_size):
+            raise ValueError(f"chunk {i} has symbols outside [0, {model.vocab_size})")
     out: list[tuple[bytes, np.ndarray]] = [(b"", np.zeros(0))] * len(chunks)
     total = sum(len(c) for c in chunks)
     with coding_threads(threads), torch.inference_mode():
@@ -180,7 +189,7 @@ def _encode(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows: int, 
             tables: list[list[np.ndarray]] | None = \
                 [[] for _ in group] if keep_tables else None
             coded = _encode_group(model, rows, [chunks[i] for i in group], progress, total,
-                                  tables)
+                                  tables, context)
             for r, payload in enumerate(coded):
                 kept = np.concatenate(tables[r]) if tables and tables[r] else np.zeros(0)
                 out[group[r]] = (payload, kept)
@@ -189,7 +198,8 @@ def _encode(model: NextSymbolModel, chunks: Sequence[Sequence[int]], rows: int, 
 
 def _encode_group(model: NextSymbolModel, rows: int, seqs: Sequence[Sequence[int]],
                   progress: Progress | None, total: int,
-                  tables: list[list[np.ndarray]] | None = None) -> list[bytes]:
+                  tables: list[list[np.ndarray]] | None = None,
+                  context: Sequence[int] = ()) -> list[bytes]:
     """Encode the chunks of one micro-batch (``len(seqs) <= rows``); ``tables``, if given,
     receives each row's coder weights, block by block.
 
@@ -206,7 +216,7 @@ def _encode_group(model: NextSymbolModel, rows: int, seqs: Sequence[Sequence[int
     block = max(1, min(256, _BUFFER_BYTES // (8 * model.vocab_size * max(1, len(seqs)))))
     buffer = np.zeros((len(seqs), block, model.vocab_size), dtype=np.float64)
     ends = np.asarray(lengths, dtype=np.int64) - 1
-    stepper = _steps(model, rows, width)
+    stepper = _steps(model, rows, width, context)
     probs = next(stepper, None)
     for t in range(width):
         active = [r for r, n in enumerate(lengths) if t < n]
@@ -227,9 +237,10 @@ def _encode_group(model: NextSymbolModel, rows: int, seqs: Sequence[Sequence[int
 
 def decode_chunks(model: NextSymbolModel, payloads: Sequence[bytes | None],
                   n_symbols: Sequence[int], rows: int, threads: int = 1,
-                  progress: Progress | None = None,
-                  stop: np.ndarray | None = None) -> list[list[int] | None]:
-    """Decode payloads made by :func:`encode_chunks` with the same model, rows and threads.
+                  progress: Progress | None = None, stop: np.ndarray | None = None,
+                  context: Sequence[int] = ()) -> list[list[int] | None]:
+    """Decode payloads made by :func:`encode_chunks` with the same model, rows, threads and
+    ``context``.
 
     A payload given as ``None`` (known corrupt) is skipped: its row is stepped as padding, which
     leaves the other rows' floats unchanged. Returns the symbols of each chunk, or ``None``
@@ -250,7 +261,8 @@ def decode_chunks(model: NextSymbolModel, payloads: Sequence[bytes | None],
     with coding_threads(threads), torch.inference_mode():
         for group in _groups(len(payloads), rows):
             decoded = _decode_group(model, rows, [payloads[i] for i in group],
-                                    [int(n_symbols[i]) for i in group], progress, total, stop)
+                                    [int(n_symbols[i]) for i in group], progress, total, stop,
+                                    context)
             for r, i in enumerate(group):
                 results[i] = decoded[r]
     return results
@@ -258,7 +270,8 @@ def decode_chunks(model: NextSymbolModel, payloads: Sequence[bytes | None],
 
 def _decode_group(model: NextSymbolModel, rows: int, payloads: Sequence[bytes | None],
                   n_symbols: Sequence[int], progress: Progress | None,
-                  total: int, stop: np.ndarray | None = None) -> list[list[int] | None]:
+                  total: int, stop: np.ndarray | None = None,
+                  context: Sequence[int] = ()) -> list[list[int] | None]:
     decoders: list = []
     lengths: list[int] = []
     for payload, n in zip(payloads, n_symbols, strict=True):
@@ -270,7 +283,7 @@ def _decode_group(model: NextSymbolModel, rows: int, payloads: Sequence[bytes | 
     failed = [False] * len(payloads)
     width = max(lengths, default=0)
     next_tokens = np.zeros(rows, dtype=np.int64)
-    stepper = _steps(model, rows, width)
+    stepper = _steps(model, rows, width, context)
     probs = next(stepper, None)
     for t in range(width):
         active = [r for r, n in enumerate(lengths) if t < n]
@@ -326,16 +339,53 @@ def integer_weights(freqs: torch.Tensor | np.ndarray) -> np.ndarray:
     return weights
 
 
-def _steps(model: NextSymbolModel, rows: int, width: int
+def _steps(model: NextSymbolModel, rows: int, width: int, context: Sequence[int] = ()
            ) -> Generator[torch.Tensor, np.ndarray, None]:
     """Step one micro-batch of exactly ``rows`` rows ``width`` times: yields the probabilities
     of step ``t`` and receives the ``rows`` input symbols of step ``t + 1`` (the begin-of-chunk
-    symbol feeds step 0). The same for encoder and decoder: one code path, fixed shapes."""
+    symbol, then the ``context`` symbols, feed the steps before step 0). The same for encoder
+    and decoder: one code path, fixed shapes."""
     if width == 0:
         return
-    state = model.start_state(rows)
-    tokens = torch.full((rows,), model.bos_id, dtype=torch.int64, device=model.device)
+    state, tokens = _primed(model, rows, tuple(int(c) for c in context))
     for _ in range(width):
         state, probs = model.step(state, tokens)
         fed = yield probs
         tokens = torch.from_numpy(np.array(fed, dtype=np.int64)).to(model.device)
+
+
+_PRIMED: dict[tuple[int, int, tuple[int, ...]], tuple[object, torch.Tensor, NextSymbolModel]] = {}
+
+
+def _primed(model: NextSymbolModel, rows: int, context: tuple[int, ...]
+            ) -> tuple[object, torch.Tensor]:
+    """The state after the begin-of-chunk symbol and ``context[:-1]``, and the next input
+    (``context[-1]``, or the begin-of-chunk symbol without context). A context's state is
+    computed once per model and row count and copied for each use (the same values as
+    stepping it again: the same calls on the same shapes), where the state can be copied:
+    a tensor (lm-small) or a transformers cache (Hugging Face models)."""
+    key = (id(model), rows, context)
+    if key in _PRIMED and _PRIMED[key][2] is model:
+        state, tokens, _ = _PRIMED[key]
+        return _copy_state(state), tokens
+    state = model.start_state(rows)
+    tokens = torch.full((rows,), model.bos_id, dtype=torch.int64, device=model.device)
+    for symbol in context:
+        state, _ = model.step(state, tokens)
+        tokens = torch.full((rows,), symbol, dtype=torch.int64, device=model.device)
+    if context and _copy_state(state) is not None:
+        if len(_PRIMED) >= 8:
+            _PRIMED.clear()
+        _PRIMED[key] = (_copy_state(state), tokens, model)
+    return state, tokens
+
+
+def _copy_state(state: object) -> object | None:
+    """A copy of a model state that steps can extend without touching the original, or None
+    for a state this module does not know how to copy (e.g. a remote session)."""
+    if isinstance(state, torch.Tensor):
+        return state.clone()
+    if type(state).__name__.endswith("Cache") and type(state).__module__.startswith(
+            "transformers"):
+        return copy.deepcopy(state)
+    return None

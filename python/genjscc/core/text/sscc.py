@@ -2,7 +2,10 @@
 
 Source part (:class:`LMSentenceSource`): each sentence is coded alone by the LM range coder
 (``genjscc.core.source.coding``; lm-small by default, exact integer arithmetic) into a
-*stream* of bits, in one of two forms chosen by its first bit:
+*stream* of bits, in one of two forms chosen by its first bit. The LM is conditioned on a fixed
+prompt (:data:`SENTENCE_CONTEXT`, known to both ends, not sent), and every CRC also covers 16
+bits derived from the LM's weights and the prompt (not sent either), so a receiver configured
+with another LM or prompt loses the sentence instead of decoding it into other text.
 
 * ``0`` **terminated** (every text without a newline, shorter than 64 KiB): the LM codes the
   text followed by a newline (``text + "\\n"``), which marks its end; the coder's payload is
@@ -10,7 +13,7 @@ Source part (:class:`LMSentenceSource`): each sentence is coded alone by the LM 
   then a CRC-16 over the form bit and the payload (TS 38.212's 16-bit polynomial, the CRC
   complemented so that an all-zero word fails). Overhead per sentence: 1 + 16 bits and the
   cost of the newline (about 5 bits with lm-small on Europarl sentences).
-* ``1`` **framed** (texts with a newline or longer): byte frames of at most
+* ``1`` **framed** (texts with a newline or too long for the model): byte frames of at most
   :data:`MAX_PIECE_BYTES` text bytes each:
 
   =========  =======  =====================================================================
@@ -19,7 +22,7 @@ Source part (:class:`LMSentenceSource`): each sentence is coded alone by the LM 
   0          1        ``n``: text bytes (= LM symbols) of this frame, 0..255
   1          1        ``w``: 32-bit words of range-coder payload, 0..255
   2          4 w      the payload (the coder's words, little-endian)
-  2 + 4 w    2        CRC-16/XMODEM (polynomial 0x1021, zero start) of everything before it
+  2 + 4 w    2        CRC-16 (polynomial 0x1021, started at the 16 tag bits) of the frame
   =========  =======  =====================================================================
 
 Not the ``.gjz`` container of ``genjscc compress`` (its header, model id and chunk table cost
@@ -43,6 +46,7 @@ length in CER and all its n-grams).
 from __future__ import annotations
 
 import binascii
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +66,13 @@ __all__ = [
 ]
 
 MAX_PIECE_BYTES = 255
+SENTENCE_CONTEXT = ("it is extracted from pine tar and is also found in certain fossil resins\n"
+                    "you may use your energy banks to fire a damaging heat ray\n"
+                    "for example bar sinister sinistral of or on the left\n")
+"""The fixed prompt every sentence is coded after (both ends know it; not sent): three
+sentences of the training corpus (``general-en/sentences.txt``, lowercased) in the form the
+chain carries, one per line, so that the LM starts a sentence knowing the genre: about 0.5
+bits per word less with SmolLM2 and 0.35 with lm-small on Europarl sentences."""
 NR_MAX_BLOCK_BITS = 3840  # base graph 2's largest code block (TS 38.212 5.2.2)
 
 
@@ -113,20 +124,21 @@ def scheme_config(name: str) -> SSCCConfig:
 # ----------------------------------------------------------------------------- frames
 
 
-def pack_frame(n_symbols: int, payload: bytes) -> bytes:
-    """One frame (see module): ``n_symbols`` text bytes coded as ``payload``."""
+def pack_frame(n_symbols: int, payload: bytes, tag: int = 0) -> bytes:
+    """One frame (see module): ``n_symbols`` text bytes coded as ``payload``; ``tag`` is the
+    CRC's start value (16 bits naming the LM and prompt, not sent)."""
     if not 0 <= n_symbols <= MAX_PIECE_BYTES:
         raise ValueError(f"n_symbols {n_symbols} outside [0, {MAX_PIECE_BYTES}]")
     if len(payload) % 4 or len(payload) // 4 > 255:
         raise ValueError(f"payload of {len(payload)} bytes: need whole 32-bit words, <= 255")
     body = bytes([n_symbols, len(payload) // 4]) + payload
-    return body + binascii.crc_hqx(body, 0).to_bytes(2, "big")
+    return body + binascii.crc_hqx(body, tag).to_bytes(2, "big")
 
 
-def parse_stream(stream: bytes) -> list[tuple[int, bytes]] | None:
-    """The ``(n_symbols, payload)`` of each frame of a stream, or None when a CRC fails or the
-    lengths run past the end. Bytes after the last whole frame (code padding) are ignored
-    only if they are zero."""
+def parse_stream(stream: bytes, tag: int = 0) -> list[tuple[int, bytes]] | None:
+    """The ``(n_symbols, payload)`` of each frame of a stream, or None when a CRC (started
+    at ``tag``, as :func:`pack_frame`) fails or the lengths run past the end. Bytes after the
+    last whole frame (code padding) are ignored only if they are zero."""
     frames, pos = [], 0
     while pos < len(stream):
         if pos + 4 > len(stream):
@@ -135,7 +147,7 @@ def parse_stream(stream: bytes) -> list[tuple[int, bytes]] | None:
         end = pos + 2 + 4 * w
         if end + 2 > len(stream):
             return None
-        if binascii.crc_hqx(stream[pos:end], 0) != int.from_bytes(stream[end:end + 2], "big"):
+        if binascii.crc_hqx(stream[pos:end], tag) != int.from_bytes(stream[end:end + 2], "big"):
             # zero padding after the last frame reads as n = w = 0 with a zero CRC mismatch
             return frames if frames and not any(stream[pos:]) else None
         frames.append((n, stream[pos + 2:end]))
@@ -158,14 +170,23 @@ class LMSentenceSource:
     function of them, so a payload seen before is not decoded again (exact, and it makes
     evaluation at many energies affordable). ``progress``: called as ``progress(symbols_now,
     total)`` while the LM codes (``total`` 0 while decoding: unknown with terminators).
+    ``context``: the text every sentence is coded after (:data:`SENTENCE_CONTEXT`); the
+    decoder must be given the same.
     """
 
     def __init__(self, model: str = "small", rows: int = 64,
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None,
+                 context: str = SENTENCE_CONTEXT):
         from genjscc.core.source.codec import load_model
 
         self.progress = progress
         self.lm = load_model(model)
+        self.context = self.lm.tokenize(context.encode("utf-8"))
+        # The CRC also covers (without sending them) 16 bits that name the LM and the prompt,
+        # so a receiver configured otherwise loses the sentence instead of decoding other text.
+        digest = hashlib.sha256(f"{self.lm.weights_sha256}\n{context}".encode()).digest()
+        self._tag = np.unpackbits(np.frombuffer(digest[:2], dtype=np.uint8))
+        self._tag_value = int.from_bytes(digest[:2], "big")
         self.rows = rows if getattr(self.lm, "arithmetic", "") else 1
         self._cache: dict[bytes, str | None] = {}
         self._stop: np.ndarray | None = None
@@ -184,7 +205,11 @@ class LMSentenceSource:
         bytes with a two-symbol sequence could make a newline symbol mean something else)."""
         tokens = getattr(self.lm, "tokens", None)
         return "\n" not in text and getattr(tokens, "escape_id", None) is None and \
-            len(text.encode("utf-8")) < min(self.lm.max_symbols, 1 << 16)
+            len(text.encode("utf-8")) < self._max_terminated()
+
+    def _max_terminated(self) -> int:
+        """Symbols of the longest terminated form (the model's context less the prompt)."""
+        return min(self.lm.max_symbols - len(self.context) - 1, 1 << 16)
 
     @staticmethod
     def pieces(text: str) -> list[bytes]:
@@ -212,16 +237,17 @@ class LMSentenceSource:
         order = sorted(range(len(short)), key=lambda j: len(symbols[j]))
         coded = encode_chunks_bits(self.lm, [symbols[j] for j in order],
                                    rows=min(self.rows, max(1, len(short))),
-                                   progress=self.progress)
+                                   progress=self.progress, context=self.context)
         for j, payload in zip(order, coded, strict=True):
-            streams[short[j]] = _with_crc(np.concatenate([[0], payload]).astype(np.uint8))
+            streams[short[j]] = _with_crc(np.concatenate([[0], payload]).astype(np.uint8),
+                                          self._tag)
         for i in long_:
             pieces = self.pieces(texts[i])
             syms = [self.lm.tokenize(p) for p in pieces]
             pays = encode_chunks(self.lm, syms, rows=min(self.rows, len(pieces)),
-                                 progress=self.progress)
-            frames = b"".join(pack_frame(len(sy), pay) for sy, pay in zip(syms, pays,
-                                                                           strict=True))
+                                 progress=self.progress, context=self.context)
+            frames = b"".join(pack_frame(len(sy), pay, self._tag_value)
+                              for sy, pay in zip(syms, pays, strict=True))
             streams[i] = np.concatenate([[1], _bits(frames)]).astype(np.uint8)
         return streams
 
@@ -242,7 +268,8 @@ class LMSentenceSource:
     def _decode_terminated(self, todo: dict[bytes, np.ndarray]) -> None:
         from genjscc.core.source.coding import bits_to_payload, decode_chunks
 
-        crc_ok = {k: s for k, s in todo.items() if len(s) > 1 + CRC_BITS and _crc_ok(s)}
+        crc_ok = {k: s for k, s in todo.items()
+                  if len(s) > 1 + CRC_BITS and _crc_ok(s, self._tag)}
         for k in todo.keys() - crc_ok.keys():
             self._cache[k] = None
         if not crc_ok:
@@ -252,10 +279,10 @@ class LMSentenceSource:
         # a model may predict symbols almost for free, so the payload's length does not bound
         # the symbol count: the largest terminated form does (a corrupt payload that passed
         # the CRC stops there at the latest)
-        cap = min(self.lm.max_symbols, 1 << 16) + 1
+        cap = self._max_terminated() + 1
         out = decode_chunks(self.lm, payloads, [cap] * len(payloads),
                             rows=min(self.rows, len(payloads)), progress=self.progress,
-                            stop=self.stop)
+                            stop=self.stop, context=self.context)
         for k, symbols in zip(keys, out, strict=True):
             self._cache[k] = None if symbols is None else _utf8(
                 self.lm.detokenize(symbols)[:-1])
@@ -263,11 +290,13 @@ class LMSentenceSource:
     def _decode_framed(self, bits: np.ndarray) -> str | None:
         from genjscc.core.source.coding import decode_chunks
 
-        frames = parse_stream(np.packbits(bits).tobytes() if len(bits) % 8 == 0 else b"")
+        frames = parse_stream(np.packbits(bits).tobytes() if len(bits) % 8 == 0 else b"",
+                              self._tag_value)
         if not frames:
             return None
         out = decode_chunks(self.lm, [p for _, p in frames], [n for n, _ in frames],
-                            rows=min(self.rows, len(frames)), progress=self.progress)
+                            rows=min(self.rows, len(frames)), progress=self.progress,
+                            context=self.context)
         if any(o is None for o in out):
             return None
         return _utf8(b"".join(self.lm.detokenize(o) for o in out))
@@ -276,20 +305,21 @@ class LMSentenceSource:
 CRC_BITS = 16
 
 
-def _crc16(bits: np.ndarray) -> np.ndarray:
-    """CRC-16 of TS 38.212 (polynomial 0x1021) of ``bits``, complemented so that an all-zero
-    word does not pass."""
+def _crc16(bits: np.ndarray, tag: np.ndarray) -> np.ndarray:
+    """CRC-16 of TS 38.212 (polynomial 0x1021) of ``tag`` (not sent) then ``bits``,
+    complemented so that an all-zero word does not pass."""
     from genjscc.core.fec.crc import CRC
 
-    return CRC("16").compute(torch.from_numpy(np.ascontiguousarray(bits)))[0].numpy() ^ 1
+    covered = np.concatenate([tag, bits]).astype(np.uint8)[None]
+    return CRC("16").compute(torch.from_numpy(covered))[0].numpy() ^ 1
 
 
-def _with_crc(bits: np.ndarray) -> np.ndarray:
-    return np.concatenate([bits, _crc16(bits[None])]).astype(np.uint8)
+def _with_crc(bits: np.ndarray, tag: np.ndarray) -> np.ndarray:
+    return np.concatenate([bits, _crc16(bits, tag)]).astype(np.uint8)
 
 
-def _crc_ok(bits: np.ndarray) -> bool:
-    return bool(np.array_equal(_crc16(bits[None, :-CRC_BITS]), bits[-CRC_BITS:]))
+def _crc_ok(bits: np.ndarray, tag: np.ndarray) -> bool:
+    return bool(np.array_equal(_crc16(bits[:-CRC_BITS], tag), bits[-CRC_BITS:]))
 
 
 def _symbol_bytes(lm, symbol: int) -> bytes:
