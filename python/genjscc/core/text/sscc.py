@@ -57,6 +57,7 @@ import torch
 __all__ = [
     "MAX_PIECE_BYTES",
     "PRESETS",
+    "SENTENCE_CONTEXT",
     "LMSentenceSource",
     "SSCCConfig",
     "SentenceChannelCode",
