@@ -54,6 +54,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from genjscc.core.fec.crc import CRC
+
 __all__ = [
     "MAX_PIECE_BYTES",
     "PRESETS",
@@ -72,8 +74,8 @@ SENTENCE_CONTEXT = ("it is extracted from pine tar and is also found in certain 
                     "for example bar sinister sinistral of or on the left\n")
 """The fixed prompt every sentence is coded after (both ends know it; not sent): three
 sentences of the training corpus (``general-en/sentences.txt``, lowercased) in the form the
-chain carries, one per line, so that the LM starts a sentence knowing the genre: about 0.5
-bits per word less with SmolLM2 and 0.35 with lm-small on Europarl sentences."""
+chain carries, one per line, so that the LM starts a sentence knowing the genre: about 0.9
+bits per word less with SmolLM2 and 0.35 with lm-small on Europarl sentences (docs/text.md)."""
 NR_MAX_BLOCK_BITS = 3840  # base graph 2's largest code block (TS 38.212 5.2.2)
 
 
@@ -229,8 +231,9 @@ class LMSentenceSource:
         for t in texts:
             if not isinstance(t, str):
                 raise TypeError(f"text must be str, got {type(t).__name__}")
-        short = [i for i, t in enumerate(texts) if self.terminated(t)]
-        long_ = [i for i, t in enumerate(texts) if not self.terminated(t)]
+        terminated = [self.terminated(t) for t in texts]
+        short = [i for i, term in enumerate(terminated) if term]
+        long_ = [i for i, term in enumerate(terminated) if not term]
         streams: list[np.ndarray] = [np.zeros(0, np.uint8)] * len(texts)
         symbols = [self.lm.tokenize((texts[i] + "\n").encode("utf-8")) for i in short]
         # stepped together in groups of similar length; the integer LM codes each sentence
@@ -306,13 +309,14 @@ class LMSentenceSource:
 CRC_BITS = 16
 
 
+_CRC16 = CRC("16")  # one instance: it caches its generator matrices per length
+
+
 def _crc16(bits: np.ndarray, tag: np.ndarray) -> np.ndarray:
     """CRC-16 of TS 38.212 (polynomial 0x1021) of ``tag`` (not sent) then ``bits``,
     complemented so that an all-zero word does not pass."""
-    from genjscc.core.fec.crc import CRC
-
     covered = np.concatenate([tag, bits]).astype(np.uint8)[None]
-    return CRC("16").compute(torch.from_numpy(covered))[0].numpy() ^ 1
+    return _CRC16.compute(torch.from_numpy(covered))[0].numpy() ^ 1
 
 
 def _with_crc(bits: np.ndarray, tag: np.ndarray) -> np.ndarray:
